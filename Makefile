@@ -1,0 +1,154 @@
+# haul: one non-recursive Makefile.  Sources are found by directory:
+#   lib/*.c          -> libhaul.a    (shared by every binary)
+#   fetcher/*.c      -> hauld        (fetcher/main.c holds main)
+#   plugin/*.c       -> haul-milter  (plugin/main.c holds main)
+#   ctl/*.c          -> haulctl      (ctl/main.c holds main)
+#   tests/{lib,fetcher,plugin,ctl}/*.c -> one Criterion binary
+# so adding a module never means editing this file.
+
+PREFIX	?= /usr/local
+SBINDIR	?= $(PREFIX)/sbin
+BINDIR	?= $(PREFIX)/bin
+MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+DESTDIR	?=
+
+CC	?= cc
+BUILD	?= build
+OPT	?= -O2 -g
+SAN	?=
+PKG_CONFIG ?= pkg-config
+
+VERSION	:= 0.1.0
+PKGS	:= openssl libconfuse libevent libevent_openssl sqlite3
+WARN	:= -std=c11 -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
+	   -Wpointer-arith -Wno-unused-parameter -Werror
+CPPFLAGS += -D_GNU_SOURCE -Iinclude -DHAUL_VERSION=\"$(VERSION)\"
+# Test-only hooks (kill points, fault injection) exist only in test builds.
+ifeq ($(TEST_HOOKS),1)
+CPPFLAGS += -DHAUL_TEST_HOOKS
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) milter 2>/dev/null)
+PKG_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+MILTER_LIBS := $(shell $(PKG_CONFIG) --libs milter 2>/dev/null)
+CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
+CRIT_LIBS := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null)
+ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard lib/*.c)
+FET_SRCS := $(filter-out fetcher/main.c,$(wildcard fetcher/*.c))
+PLG_SRCS := $(filter-out plugin/main.c,$(wildcard plugin/*.c))
+CTL_SRCS := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
+TEST_SRCS := $(wildcard tests/lib/*.c tests/fetcher/*.c tests/plugin/*.c \
+	     tests/ctl/*.c)
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+LIBHAUL := $(BUILD)/libhaul.a
+LIBFET := $(BUILD)/libfetcher.a
+LIBPLG := $(BUILD)/libplugin.a
+LIBCTL := $(BUILD)/libctl.a
+HAULD := $(BUILD)/hauld
+MILTER := $(BUILD)/haul-milter
+HAULCTL := $(BUILD)/haulctl
+UNIT := $(BUILD)/tests/unit
+HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRCS))
+BINS := $(HAULD) $(MILTER) $(HAULCTL)
+
+.PHONY: all test unit integration asan valgrind install clean deps check-config
+.DEFAULT_GOAL := all
+
+all: $(BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(CRIT_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIBHAUL): $(call obj,$(LIB_SRCS))
+$(LIBFET): $(call obj,$(FET_SRCS))
+$(LIBPLG): $(call obj,$(PLG_SRCS))
+$(LIBCTL): $(call obj,$(CTL_SRCS))
+$(LIBHAUL) $(LIBFET) $(LIBPLG) $(LIBCTL):
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^ $(if $^,,$(BUILD)/empty.o)
+
+$(BUILD)/empty.o:
+	@mkdir -p $(dir $@)
+	echo 'typedef int haul_empty_unit;' | $(CC) $(ALL_CFLAGS) -x c -c -o $@ -
+$(LIBFET) $(LIBPLG) $(LIBCTL): | $(BUILD)/empty.o
+
+$(HAULD): $(BUILD)/fetcher/main.o $(LIBFET) $(LIBHAUL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(MILTER): $(BUILD)/plugin/main.o $(LIBPLG) $(LIBHAUL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MILTER_LIBS) $(PKG_LIBS) -lm
+$(HAULCTL): $(BUILD)/ctl/main.o $(LIBCTL) $(LIBHAUL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(UNIT): $(call obj,$(TEST_SRCS)) $(LIBFET) $(LIBPLG) $(LIBCTL) $(LIBHAUL)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(MILTER_LIBS) $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(LIBFET) $(LIBHAUL)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+deps:
+	@sh .ci/deps.sh
+
+# The README's test command: install what is missing, build, run every
+# unit and integration test.  The last line is the overall summary.
+test: deps
+	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/test \
+	    $(BUILD)/test/hauld $(BUILD)/test/haul-milter $(BUILD)/test/haulctl \
+	    $(BUILD)/test/tests/unit test-helpers
+	@sh tests/run.sh $(BUILD)/test
+
+test-helpers: $(HELPERS)
+
+unit: deps
+	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/test $(BUILD)/test/tests/unit
+	@$(BUILD)/test/tests/unit
+
+# The same suite under ASan+UBSan.
+asan: deps
+	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/asan OPT="-O1 -g" \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    $(BUILD)/asan/hauld $(BUILD)/asan/haul-milter $(BUILD)/asan/haulctl \
+	    $(BUILD)/asan/tests/unit test-helpers
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	    sh tests/run.sh $(BUILD)/asan
+
+# Unit tests and config checks under valgrind (memcheck, leaks).
+valgrind: deps
+	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/test \
+	    $(BUILD)/test/hauld $(BUILD)/test/haul-milter $(BUILD)/test/tests/unit
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    --trace-children=yes $(BUILD)/test/tests/unit --jobs 1
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(BUILD)/test/hauld -n -c etc/haul.conf
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(BUILD)/test/haul-milter -n -c etc/haul.conf
+
+check-config: $(HAULD) $(MILTER)
+	$(HAULD) -n -c etc/haul.conf
+	$(MILTER) -n -c etc/haul.conf
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/haul/accounts.d
+	install -m 0755 $(HAULD) $(MILTER) $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(HAULCTL) $(DESTDIR)$(BINDIR)/
+	install -m 0644 etc/haul.conf $(DESTDIR)$(SYSCONFDIR)/haul/haul.conf.sample
+	install -m 0644 etc/accounts.d/example.conf \
+	    $(DESTDIR)$(SYSCONFDIR)/haul/accounts.d/example.conf.sample
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

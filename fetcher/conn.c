@@ -1,0 +1,446 @@
+/* ISC licence; see LICENSE. */
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
+#include <openssl/err.h>
+
+#include "haul/buf.h"
+#include "haul/conn.h"
+#include "haul/log.h"
+#include "haul/tls.h"
+#include "haul/xmalloc.h"
+
+/* Refill the output when less than this is queued (body streaming). */
+#define CONN_WRITE_LOWAT	(64 * 1024)
+
+enum conn_state {
+	CS_CONNECTING,
+	CS_HANDSHAKE,		/* STARTTLS handshake in progress */
+	CS_OPEN,
+	CS_DEAD,
+};
+
+struct conn {
+	struct event_base	*base;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+	enum conn_state		 state;
+	int			 tls;
+	char			*account;
+	char			*host;
+	char			*unix_path;
+	unsigned		 port;
+	char			*ca_file;
+	char			*fingerprint;
+	int			 keepalive;
+	unsigned		 idle_timeout;
+	struct event		*deadline;
+	struct event		*kick;		/* defers failures to the loop */
+	enum err_class		 fail_class;
+	char			 fail_why[512];
+	char			 peer[300];
+	const struct conn_cb	*cb;
+	void			*arg;
+};
+
+static struct evdns_base *dns_base;
+
+static void	conn_fail(struct conn *, enum err_class, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+void
+conn_set_dns(struct evdns_base *dns)
+{
+	dns_base = dns;
+}
+
+static void
+kick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn	*c = arg;
+
+	c->cb->failed(c, c->arg, c->fail_class, c->fail_why);
+}
+
+/* Mark the connection dead and report it from the loop. */
+static void
+conn_fail(struct conn *c, enum err_class cls, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	if (c->state == CS_DEAD)
+		return;
+	c->state = CS_DEAD;
+	c->fail_class = cls;
+	va_start(ap, fmt);
+	vsnprintf(c->fail_why, sizeof(c->fail_why), fmt, ap);
+	va_end(ap);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (c->deadline != NULL)
+		evtimer_del(c->deadline);
+	event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static void
+set_sockopts(struct conn *c)
+{
+	evutil_socket_t	 fd;
+	int		 one = 1;
+
+	if (c->bev == NULL || (fd = bufferevent_getfd(c->bev)) < 0)
+		return;
+	if (c->unix_path != NULL)
+		return;
+	/* Whole commands are written at once; never wait for Nagle. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->keepalive > 0) {
+		int	 idle = c->keepalive, intvl = c->keepalive / 3 + 1,
+			 cnt = 3;
+
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		    sizeof(intvl));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	}
+}
+
+static void
+apply_timeouts(struct conn *c)
+{
+	struct timeval	 tv;
+
+	if (c->bev == NULL)
+		return;
+	if (c->idle_timeout == 0) {
+		bufferevent_set_timeouts(c->bev, NULL, NULL);
+		return;
+	}
+	tv.tv_sec = c->idle_timeout;
+	tv.tv_usec = 0;
+	/* The same bound for a server that stops reading (zero window). */
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state == CS_OPEN)
+		c->cb->readable(c, c->arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->state == CS_OPEN && c->cb->writable != NULL)
+		c->cb->writable(c, c->arg);
+}
+
+/* After a TLS handshake: verification result and the optional pin. */
+static int
+check_tls(struct conn *c)
+{
+	struct buf	 err = BUF_INIT;
+
+	if (tls_check_peer(c->ssl, c->fingerprint, &err) == -1) {
+		conn_fail(c, ERR_TLS, "%s: %s", c->peer, err.data);
+		buf_free(&err);
+		return -1;
+	}
+	buf_free(&err);
+	return 0;
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn	*c = arg;
+	enum conn_state	 was = c->state;
+
+	if (c->state == CS_DEAD)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		set_sockopts(c);
+		if (c->ssl != NULL && check_tls(c) == -1)
+			return;
+		evtimer_del(c->deadline);
+		c->state = CS_OPEN;
+		apply_timeouts(c);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		if (was == CS_HANDSHAKE)
+			c->cb->tls_ready(c, c->arg);
+		else
+			c->cb->ready(c, c->arg);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_fail(c, ERR_NETWORK, "%s: timed out waiting for the "
+		    "server", c->peer);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long	 e = bufferevent_get_openssl_error(bev);
+		int		 dnserr = bufferevent_socket_get_dns_error(bev);
+
+		if (dnserr != 0) {
+			conn_fail(c, ERR_NETWORK, "%s: cannot resolve: %s",
+			    c->peer, evutil_gai_strerror(dnserr));
+			return;
+		}
+		if (c->ssl != NULL && (e != 0 || was != CS_OPEN)) {
+			struct buf	 why = BUF_INIT;
+
+			tls_describe_failure(c->ssl, e, &why);
+			conn_fail(c, ERR_TLS, "%s: %s", c->peer, why.data);
+			buf_free(&why);
+			return;
+		}
+		conn_fail(c, ERR_NETWORK, "%s: %s", c->peer,
+		    errno != 0 ? strerror(errno) : "connection error");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		conn_fail(c, was == CS_OPEN ? ERR_NETWORK : ERR_TLS,
+		    "%s: connection closed by the peer", c->peer);
+		return;
+	}
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct conn	*c = arg;
+
+	conn_fail(c, c->state == CS_OPEN ? ERR_NETWORK :
+	    (c->ssl != NULL ? ERR_TLS : ERR_NETWORK),
+	    "%s: deadline passed (%s)", c->peer,
+	    c->state == CS_CONNECTING ? "connecting" :
+	    c->state == CS_HANDSHAKE ? "TLS handshake" : "operation");
+}
+
+static SSL *
+make_ssl(struct conn *c)
+{
+	struct buf	 err = BUF_INIT;
+	SSL_CTX		*ctx;
+	SSL		*ssl = NULL;
+
+	if ((ctx = tls_client_ctx(c->ca_file, &err)) != NULL)
+		ssl = tls_client_ssl(ctx, c->host, &err);
+	if (ssl == NULL)
+		log_warnx(c->account, "%s: %s", c->peer, err.data);
+	buf_free(&err);
+	return ssl;
+}
+
+struct conn *
+conn_new(struct event_base *base, const struct conn_params *p,
+    const struct conn_cb *cb, void *arg)
+{
+	struct conn	*c;
+	struct timeval	 tv;
+	int		 opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+	c = xcalloc(1, sizeof(*c));
+	c->base = base;
+	c->cb = cb;
+	c->arg = arg;
+	c->account = p->account != NULL ? xstrdup(p->account) : NULL;
+	c->host = p->host != NULL ? xstrdup(p->host) : NULL;
+	c->unix_path = p->unix_path != NULL ? xstrdup(p->unix_path) : NULL;
+	c->port = p->port;
+	c->ca_file = p->ca_file != NULL ? xstrdup(p->ca_file) : NULL;
+	c->fingerprint = p->fingerprint != NULL ? xstrdup(p->fingerprint) :
+	    NULL;
+	c->keepalive = p->keepalive;
+	c->state = CS_CONNECTING;
+	if (c->unix_path != NULL)
+		snprintf(c->peer, sizeof(c->peer), "unix:%s", c->unix_path);
+	else
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", c->host, c->port);
+	c->kick = event_new(base, -1, 0, kick_cb, c);
+	c->deadline = evtimer_new(base, deadline_cb, c);
+
+	if (p->tls && c->unix_path == NULL) {
+		if ((c->ssl = make_ssl(c)) == NULL)
+			goto fail;
+		c->tls = 1;
+		c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl,
+		    BUFFEREVENT_SSL_CONNECTING, opts);
+	} else
+		c->bev = bufferevent_socket_new(base, -1, opts);
+	if (c->bev == NULL)
+		goto fail;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWAT, 0);
+
+	tv.tv_sec = p->connect_timeout > 0 ? p->connect_timeout : 30;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
+
+	if (c->unix_path != NULL) {
+		struct sockaddr_un sun;
+
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		if (strlen(c->unix_path) >= sizeof(sun.sun_path)) {
+			log_warnx(c->account, "unix socket path too long: %s",
+			    c->unix_path);
+			goto fail;
+		}
+		strcpy(sun.sun_path, c->unix_path);
+		if (bufferevent_socket_connect(c->bev,
+		    (struct sockaddr *)&sun, sizeof(sun)) == -1)
+			conn_fail(c, ERR_NETWORK, "%s: %s", c->peer,
+			    strerror(errno));
+	} else if (bufferevent_socket_connect_hostname(c->bev, dns_base,
+	    AF_UNSPEC, c->host, (int)c->port) == -1)
+		conn_fail(c, ERR_NETWORK, "%s: cannot connect", c->peer);
+	return c;
+fail:
+	conn_free(&c);
+	return NULL;
+}
+
+void
+conn_free(struct conn **cp)
+{
+	struct conn	*c = *cp;
+
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);	/* frees the SSL too */
+	else if (c->ssl != NULL)
+		SSL_free(c->ssl);
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	if (c->kick != NULL)
+		event_free(c->kick);
+	free(c->account);
+	free(c->host);
+	free(c->unix_path);
+	free(c->ca_file);
+	free(c->fingerprint);
+	free(c);
+}
+
+struct evbuffer *
+conn_input(struct conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+int
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (c->state == CS_DEAD)
+		return -1;
+	return bufferevent_write(c->bev, p, n);
+}
+
+int
+conn_write_buffer(struct conn *c, struct evbuffer *b)
+{
+	if (c->state == CS_DEAD)
+		return -1;
+	return bufferevent_write_buffer(c->bev, b);
+}
+
+size_t
+conn_output_pending(struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+int
+conn_starttls(struct conn *c)
+{
+	struct bufferevent *tb;
+	struct timeval	 tv;
+
+	if (c->state != CS_OPEN || c->ssl != NULL)
+		return -1;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
+		conn_fail(c, ERR_TLS, "%s: data arrived between the STARTTLS "
+		    "reply and the handshake (possible injection)", c->peer);
+		return -1;
+	}
+	if ((c->ssl = make_ssl(c)) == NULL) {
+		conn_fail(c, ERR_TLS, "%s: cannot set up TLS", c->peer);
+		return -1;
+	}
+	tb = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tb == NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		conn_fail(c, ERR_TLS, "%s: cannot start TLS", c->peer);
+		return -1;
+	}
+	c->bev = tb;
+	c->tls = 1;
+	c->state = CS_HANDSHAKE;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWAT, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	tv.tv_sec = 30;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
+	return 0;
+}
+
+int
+conn_tls_active(const struct conn *c)
+{
+	return c->tls && c->state == CS_OPEN;
+}
+
+void
+conn_set_idle_timeout(struct conn *c, unsigned secs)
+{
+	c->idle_timeout = secs;
+	if (c->state == CS_OPEN)
+		apply_timeouts(c);
+}
+
+void
+conn_set_deadline(struct conn *c, unsigned secs)
+{
+	struct timeval	 tv;
+
+	if (c->state == CS_DEAD)
+		return;
+	tv.tv_sec = secs;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
+}
+
+void
+conn_clear_deadline(struct conn *c)
+{
+	if (c->state == CS_OPEN)
+		evtimer_del(c->deadline);
+}
+
+const char *
+conn_peer(const struct conn *c)
+{
+	return c->peer;
+}

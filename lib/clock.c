@@ -1,0 +1,60 @@
+/* ISC licence; see LICENSE. */
+#include <time.h>
+
+#include "haul/clock.h"
+
+static int	 frozen;
+static uint64_t	 frozen_mono;
+static time_t	 frozen_wall;
+static uint64_t	 frozen_wall_ms;	/* sub-second remainder */
+
+uint64_t
+clock_mono_ms(void)
+{
+	struct timespec ts;
+
+	if (frozen)
+		return frozen_mono;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+time_t
+clock_wall(void)
+{
+	if (frozen)
+		return frozen_wall;
+	return time(NULL);
+}
+
+void
+clock_freeze(uint64_t mono_ms, time_t wall)
+{
+	frozen = 1;
+	frozen_mono = mono_ms;
+	frozen_wall = wall;
+	frozen_wall_ms = 0;
+}
+
+void
+clock_advance_ms(uint64_t ms)
+{
+	if (!frozen)
+		return;
+	frozen_mono += ms;
+	frozen_wall_ms += ms;
+	frozen_wall += (time_t)(frozen_wall_ms / 1000);
+	frozen_wall_ms %= 1000;
+}
+
+void
+clock_thaw(void)
+{
+	frozen = 0;
+}
+
+int
+clock_is_frozen(void)
+{
+	return frozen;
+}
