@@ -10,7 +10,7 @@ export HAUL_BUILD="$TOP/$BUILD"
 
 echo "== unit tests ($BUILD/tests/unit)"
 unit_out=$(mktemp)
-"$BUILD/tests/unit" --ascii 2>&1 | tee "$unit_out"
+"$BUILD/tests/unit" --color=never --timeout 60 -S 2>&1 | tee "$unit_out"
 unit_rc=$?
 syn=$(grep 'Synthesis:' "$unit_out" | tail -n 1)
 rm -f "$unit_out"

@@ -1,0 +1,397 @@
+/* ISC licence; see LICENSE. */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "haul/buf.h"
+#include "haul/lda.h"
+#include "haul/log.h"
+#include "haul/xmalloc.h"
+
+#define LDA_MAX_ARGS	64
+#define LDA_STDERR_MAX	400	/* kept for the log line */
+#define LDA_CHUNK	(64 * 1024)
+
+struct lda_run {
+	struct event_base *base;
+	pid_t		 pid;
+	int		 in_fd;		/* our end of the child's stdin */
+	int		 err_fd;	/* our end of the child's stderr */
+	struct event	*in_ev;
+	struct event	*err_ev;
+	struct event	*timer;
+	struct event	*finish_ev;
+	lda_read_fn	 read;
+	void		*read_arg;
+	char		 chunk[LDA_CHUNK];
+	size_t		 chunk_len, chunk_off;
+	int		 eof;		/* the whole message is written */
+	int		 exited;
+	int		 wstatus;
+	int		 timed_out;
+	int		 write_error;
+	char		 err_text[LDA_STDERR_MAX + 1];
+	size_t		 err_len;
+	char		*account;
+	lda_done_fn	 done;
+	void		*done_arg;
+	struct lda_run	*next;
+};
+
+/* Children still running, for lda_reap(). */
+static struct lda_run *runs;
+
+char *
+lda_expand(const char *t, const char *rcpt, const char *acct,
+    const char *uid)
+{
+	struct buf	 b = BUF_INIT;
+
+	for (; *t != '\0'; t++) {
+		if (*t != '%') {
+			buf_add_byte(&b, (unsigned char)*t);
+			continue;
+		}
+		switch (*++t) {
+		case 'u': buf_add_str(&b, rcpt != NULL ? rcpt : ""); break;
+		case 'a': buf_add_str(&b, acct != NULL ? acct : ""); break;
+		case 'i': buf_add_str(&b, uid != NULL ? uid : ""); break;
+		case '%': buf_add_byte(&b, '%'); break;
+		default:
+			buf_free(&b);
+			return NULL;
+		}
+	}
+	return buf_steal(&b);
+}
+
+enum lda_outcome
+lda_classify(int ws)
+{
+	if (WIFEXITED(ws)) {
+		if (WEXITSTATUS(ws) == 0)
+			return LDA_DELIVERED;
+		if (WEXITSTATUS(ws) == EX_TEMPFAIL)
+			return LDA_TEMPFAIL;
+		return LDA_REFUSED;
+	}
+	/* Killed by a signal (OOM, a crash): the message may be fine. */
+	return LDA_TEMPFAIL;
+}
+
+static void
+unlink_run(struct lda_run *r)
+{
+	struct lda_run **pp;
+
+	for (pp = &runs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+}
+
+static void
+close_in(struct lda_run *r)
+{
+	if (r->in_ev != NULL) {
+		event_free(r->in_ev);
+		r->in_ev = NULL;
+	}
+	if (r->in_fd != -1) {
+		close(r->in_fd);
+		r->in_fd = -1;
+	}
+}
+
+static void
+free_run(struct lda_run *r)
+{
+	close_in(r);
+	if (r->err_ev != NULL)
+		event_free(r->err_ev);
+	if (r->err_fd != -1)
+		close(r->err_fd);
+	if (r->timer != NULL)
+		event_free(r->timer);
+	if (r->finish_ev != NULL)
+		event_free(r->finish_ev);
+	free(r->account);
+	free(r);
+}
+
+/* Report once both the child has exited and its stderr is drained. */
+static void
+maybe_finish(struct lda_run *r)
+{
+	if (r->exited && r->err_fd == -1)
+		event_active(r->finish_ev, EV_TIMEOUT, 0);
+}
+
+static void
+finish_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lda_run	*r = arg;
+	struct lda_result res;
+	char		 errtxt[LDA_STDERR_MAX];
+
+	memset(&res, 0, sizeof(res));
+	log_printable(errtxt, sizeof(errtxt), r->err_text, r->err_len);
+	if (r->timed_out) {
+		res.outcome = LDA_TEMPFAIL;
+		snprintf(res.why, sizeof(res.why), "delivery agent timed out");
+	} else if (WIFSIGNALED(r->wstatus)) {
+		res.outcome = LDA_TEMPFAIL;
+		res.signaled = 1;
+		res.status = WTERMSIG(r->wstatus);
+		snprintf(res.why, sizeof(res.why),
+		    "delivery agent killed by signal %d%s%s", res.status,
+		    r->err_len ? ": " : "", errtxt);
+	} else {
+		res.status = WEXITSTATUS(r->wstatus);
+		res.outcome = lda_classify(r->wstatus);
+		/*
+		 * An agent that exits 0 without reading the whole message
+		 * may have stored a truncated copy; we cannot know, so
+		 * trust its word (as every MDA caller does) but say so.
+		 */
+		if (res.outcome == LDA_DELIVERED && !r->eof)
+			log_warnx(r->account, "delivery agent exited 0 "
+			    "before reading the whole message");
+		snprintf(res.why, sizeof(res.why),
+		    "delivery agent exited %d%s%s", res.status,
+		    r->err_len ? ": " : "", errtxt);
+	}
+	unlink_run(r);
+	r->done(r->done_arg, &res);
+	free_run(r);
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lda_run	*r = arg;
+
+	r->timed_out = 1;
+	if (!r->exited)
+		kill(r->pid, SIGKILL);
+	close_in(r);
+}
+
+static void
+err_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lda_run	*r = arg;
+	char		 tmp[512];
+	ssize_t		 n;
+
+	n = read(r->err_fd, tmp, sizeof(tmp));
+	if (n > 0) {
+		size_t	 room = LDA_STDERR_MAX - r->err_len;
+		size_t	 c = (size_t)n < room ? (size_t)n : room;
+
+		memcpy(r->err_text + r->err_len, tmp, c);
+		r->err_len += c;
+		return;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	event_free(r->err_ev);
+	r->err_ev = NULL;
+	close(r->err_fd);
+	r->err_fd = -1;
+	maybe_finish(r);
+}
+
+static void
+in_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct lda_run	*r = arg;
+	ssize_t		 n;
+
+	for (;;) {
+		if (r->chunk_off == r->chunk_len) {
+			n = r->read(r->read_arg, r->chunk, sizeof(r->chunk));
+			if (n < 0) {
+				/* Our spool failed: make sure nothing half
+				 * written is taken as delivered. */
+				log_warnx(r->account, "cannot read the spooled "
+				    "message; killing the delivery agent");
+				kill(r->pid, SIGKILL);
+				close_in(r);
+				return;
+			}
+			if (n == 0) {
+				r->eof = 1;
+				close_in(r);
+				return;
+			}
+			r->chunk_len = (size_t)n;
+			r->chunk_off = 0;
+		}
+		n = write(r->in_fd, r->chunk + r->chunk_off,
+		    r->chunk_len - r->chunk_off);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			/* EPIPE: the agent closed stdin early; its exit
+			 * status decides. */
+			r->write_error = errno;
+			close_in(r);
+			return;
+		}
+		r->chunk_off += (size_t)n;
+	}
+}
+
+struct lda_run *
+lda_start(struct event_base *base, const struct lda_params *p,
+    lda_done_fn done, void *arg)
+{
+	struct lda_run	*r;
+	struct timeval	 tv;
+	char		*argv[LDA_MAX_ARGS + 1];
+	int		 in_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	size_t		 i, n;
+
+	for (n = 0; p->argv_template[n] != NULL; n++)
+		if (n == LDA_MAX_ARGS) {
+			log_warnx(p->account, "delivery command has too many "
+			    "arguments");
+			return NULL;
+		}
+	for (i = 0; i < n; i++) {
+		argv[i] = lda_expand(p->argv_template[i], p->recipient,
+		    p->account, p->uid);
+		if (argv[i] == NULL) {
+			log_warnx(p->account, "delivery command: unknown "
+			    "placeholder in %s", p->argv_template[i]);
+			while (i > 0)
+				free(argv[--i]);
+			return NULL;
+		}
+	}
+	argv[n] = NULL;
+
+	if (pipe2(in_pipe, O_CLOEXEC) == -1 ||
+	    pipe2(err_pipe, O_CLOEXEC) == -1) {
+		log_warn(p->account, "pipe");
+		goto fail;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	r->in_fd = in_pipe[1];
+	r->err_fd = err_pipe[0];
+	r->read = p->read;
+	r->read_arg = p->read_arg;
+	r->done = done;
+	r->done_arg = arg;
+	r->account = p->account != NULL ? xstrdup(p->account) : NULL;
+
+	switch (r->pid = fork()) {
+	case -1:
+		log_warn(p->account, "fork");
+		close(in_pipe[0]);
+		close(err_pipe[1]);
+		in_pipe[0] = err_pipe[1] = -1;
+		free_run(r);
+		in_pipe[1] = err_pipe[0] = -1;
+		goto fail;
+	case 0:
+		/* Child: stdin from the pipe, stdout to /dev/null, stderr
+		 * to us; default signal dispositions; then execve. */
+		if (dup2(in_pipe[0], STDIN_FILENO) == -1 ||
+		    dup2(err_pipe[1], STDERR_FILENO) == -1)
+			_exit(EX_TEMPFAIL);
+		{
+			int	 devnull = open("/dev/null", O_WRONLY);
+
+			if (devnull == -1 ||
+			    dup2(devnull, STDOUT_FILENO) == -1)
+				_exit(EX_TEMPFAIL);
+		}
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		{
+			sigset_t	 none;
+
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+		}
+		execv(argv[0], argv);
+		dprintf(STDERR_FILENO, "cannot execute %s: %s", argv[0],
+		    strerror(errno));
+		_exit(EX_TEMPFAIL);
+	}
+	close(in_pipe[0]);
+	close(err_pipe[1]);
+	for (i = 0; i < n; i++)
+		free(argv[i]);
+	fcntl(r->in_fd, F_SETFL, fcntl(r->in_fd, F_GETFL) | O_NONBLOCK);
+	fcntl(r->err_fd, F_SETFL, fcntl(r->err_fd, F_GETFL) | O_NONBLOCK);
+	r->in_ev = event_new(base, r->in_fd, EV_WRITE | EV_PERSIST, in_cb, r);
+	r->err_ev = event_new(base, r->err_fd, EV_READ | EV_PERSIST, err_cb,
+	    r);
+	r->timer = evtimer_new(base, timeout_cb, r);
+	r->finish_ev = event_new(base, -1, 0, finish_cb, r);
+	event_add(r->in_ev, NULL);
+	event_add(r->err_ev, NULL);
+	tv.tv_sec = p->timeout > 0 ? p->timeout : 600;
+	tv.tv_usec = 0;
+	evtimer_add(r->timer, &tv);
+	r->next = runs;
+	runs = r;
+	return r;
+fail:
+	for (i = 0; i < n; i++)
+		free(argv[i]);
+	for (i = 0; i < 2; i++) {
+		if (in_pipe[i] != -1)
+			close(in_pipe[i]);
+		if (err_pipe[i] != -1)
+			close(err_pipe[i]);
+	}
+	return NULL;
+}
+
+void
+lda_cancel(struct lda_run **rp)
+{
+	struct lda_run	*r = *rp;
+
+	if (r == NULL)
+		return;
+	*rp = NULL;
+	if (!r->exited) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+	}
+	unlink_run(r);
+	free_run(r);
+}
+
+void
+lda_reap(void)
+{
+	struct lda_run	*r;
+	int		 ws;
+
+	for (r = runs; r != NULL; r = r->next) {
+		if (r->exited)
+			continue;
+		if (waitpid(r->pid, &ws, WNOHANG) == r->pid) {
+			r->exited = 1;
+			r->wstatus = ws;
+			close_in(r);
+			maybe_finish(r);
+		}
+	}
+}
