@@ -107,7 +107,7 @@ test: deps
 	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/test \
 	    $(BUILD)/test/hauld $(BUILD)/test/haul-milter $(BUILD)/test/haulctl \
 	    $(BUILD)/test/tests/unit test-helpers
-	@sh tests/run.sh $(BUILD)/test
+	@bash tests/run.sh $(BUILD)/test
 
 test-helpers: $(HELPERS)
 
@@ -122,7 +122,7 @@ asan: deps
 	    $(BUILD)/asan/hauld $(BUILD)/asan/haul-milter $(BUILD)/asan/haulctl \
 	    $(BUILD)/asan/tests/unit test-helpers
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	    sh tests/run.sh $(BUILD)/asan
+	    bash tests/run.sh $(BUILD)/asan
 
 # Unit tests and config checks under valgrind (memcheck, leaks).
 valgrind: deps

@@ -1,8 +1,8 @@
-#!/bin/sh
+#!/bin/bash
 # Run every test against the binaries in BUILD (default build/test): the
 # Criterion unit suite, then the integration suite (real Dovecot and
 # Postfix, fake servers).  Ends with one summary line.
-set -u
+set -u -o pipefail
 BUILD=${1:-build/test}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 cd "$TOP" || exit 1
