@@ -1,9 +1,11 @@
 /* ISC licence; see LICENSE. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "haul/config.h"
+#include "haul/engine.h"
 #include "haul/log.h"
 
 #define DEFAULT_CONFIG	"/etc/haul/haul.conf"
@@ -37,6 +39,62 @@ load_config(const char *path)
 	return cf;
 }
 
+static int
+write_pid_file(const char *path)
+{
+	FILE	*f;
+
+	if (path == NULL)
+		return 0;
+	if ((f = fopen(path, "w")) == NULL) {
+		log_warn(NULL, "pid file %s", path);
+		return -1;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+	return 0;
+}
+
+/* Daemonise unless asked not to, then run the engine until stopped. */
+static int
+run(struct config *cf, int foreground, int debug)
+{
+	struct engine	*e;
+	char		*pid_file = NULL;
+	int		 rc;
+
+	if (log_init("hauld", foreground, cf->global.log_facility) == -1) {
+		fprintf(stderr, "hauld: unknown log facility %s\n",
+		    cf->global.log_facility);
+		config_free(&cf);
+		return 1;
+	}
+	log_set_level(debug ? LOG_LVL_DEBUG :
+	    (enum log_level)cf->global.log_level);
+	if (!foreground && daemon(0, 0) == -1) {
+		log_warn(NULL, "daemon");
+		config_free(&cf);
+		return 1;
+	}
+	if (cf->global.pid_file != NULL)
+		pid_file = strdup(cf->global.pid_file);
+	if ((e = engine_new(cf)) == NULL) {
+		free(pid_file);
+		return 1;
+	}
+	if (write_pid_file(pid_file) == -1) {
+		engine_free(&e);
+		free(pid_file);
+		return 1;
+	}
+	rc = engine_run(e);
+	engine_free(&e);
+	if (pid_file != NULL)
+		unlink(pid_file);
+	free(pid_file);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -67,9 +125,5 @@ main(int argc, char **argv)
 		config_free(&cf);
 		return 0;
 	}
-	(void)foreground;
-	(void)debug;
-	fprintf(stderr, "hauld: the fetch engine is not built yet\n");
-	config_free(&cf);
-	return 1;
+	return run(cf, foreground, debug);
 }

@@ -1,0 +1,388 @@
+/* ISC licence; see LICENSE. */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+
+#include "haul/clock.h"
+#include "haul/conn.h"
+#include "haul/deliver.h"
+#include "haul/engine.h"
+#include "haul/lda.h"
+#include "haul/log.h"
+#include "haul/pop3_session.h"
+#include "haul/sched.h"
+#include "haul/store.h"
+#include "haul/str.h"
+#include "haul/tls.h"
+#include "haul/xmalloc.h"
+
+/* Event priorities: group commit runs after everything else in a turn. */
+#define PRIO_NORMAL	1
+#define PRIO_COMMIT	2
+#define PRIO_COUNT	3
+
+static void	account_schedule(struct account *, uint64_t delay_ms);
+
+static void
+account_run(evutil_socket_t fd, short ev, void *arg)
+{
+	struct account	*a = arg;
+	struct engine	*e = a->eng;
+
+	if (e->stopping || a->state == ACCT_RUNNING ||
+	    a->state == ACCT_DISABLED)
+		return;
+	if (!engine_store_ok(e)) {
+		account_schedule(a, 10000);
+		return;
+	}
+	a->state = ACCT_RUNNING;
+	a->last_attempt = clock_wall();
+	a->sessions++;
+	if (pop3_session_start(a) == -1)
+		engine_session_done(a, ERR_LOCAL, "cannot start a session");
+}
+
+static void
+account_schedule(struct account *a, uint64_t delay_ms)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(delay_ms / 1000);
+	tv.tv_usec = (suseconds_t)(delay_ms % 1000) * 1000;
+	a->next_run_ms = clock_mono_ms() + delay_ms;
+	evtimer_add(a->timer, &tv);
+}
+
+static int
+all_idle(const struct engine *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < e->naccounts; i++)
+		if (e->accounts[i].state == ACCT_RUNNING)
+			return 0;
+	return 1;
+}
+
+void
+engine_session_done(struct account *a, enum err_class cls, const char *why)
+{
+	struct engine	*e = a->eng;
+	uint64_t	 delay;
+
+	pop3_session_free(&a->pop3);
+	a->state = ACCT_WAITING;
+	if (cls == ERR_NONE) {
+		a->failures = 0;
+		a->last_class = ERR_NONE;
+		a->last_error[0] = '\0';
+		a->last_success = clock_wall();
+		delay = sched_next_delay_ms(a->cf->poll_interval,
+		    sched_rng_default);
+	} else {
+		a->failures++;
+		a->last_class = cls;
+		str_lcpy(a->last_error, why != NULL ? why : "",
+		    sizeof(a->last_error));
+		a->state = ACCT_BACKOFF;
+		if (cls == ERR_CONFIG)
+			delay = (uint64_t)e->cf->delivery.retry_max * 1000;
+		else
+			delay = sched_backoff_ms(cls, a->failures,
+			    e->cf->delivery.retry_min,
+			    e->cf->delivery.retry_max, sched_rng_default);
+		if (cls == ERR_AUTH)
+			log_warnx(a->cf->name, "ALERT: the server refused the "
+			    "credentials; backing off %llus so the provider "
+			    "does not lock the account",
+			    (unsigned long long)delay / 1000);
+		else
+			log_warnx(a->cf->name, "%s error (%u in a row), retry "
+			    "in %llus: %s", err_class_name(cls), a->failures,
+			    (unsigned long long)delay / 1000, a->last_error);
+	}
+	if (a->min_delay_s > 0 && delay < (uint64_t)a->min_delay_s * 1000)
+		delay = (uint64_t)a->min_delay_s * 1000;
+	if (e->stopping) {
+		if (all_idle(e))
+			event_base_loopexit(e->base, NULL);
+		return;
+	}
+	account_schedule(a, delay);
+}
+
+void
+engine_want_commit(struct engine *e)
+{
+	event_active(e->ev_commit, EV_TIMEOUT, 0);
+}
+
+int
+engine_store_ok(const struct engine *e)
+{
+	return e->store != NULL && !store_broken(e->store);
+}
+
+/* Reopen the store after a failed commit: nothing is trusted before. */
+static void
+store_reopen(struct engine *e)
+{
+	struct buf	 err = BUF_INIT;
+
+	store_close(&e->store);
+	if ((e->store = store_open(e->cf->global.state_dir, &err)) == NULL)
+		log_warnx(NULL, "cannot reopen the UID store: %s; retrying",
+		    err.data);
+	buf_free(&err);
+}
+
+static void
+commit_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct engine	*e = arg;
+	size_t		 i;
+	int		 ok;
+
+	if (e->store == NULL) {
+		store_reopen(e);
+		return;
+	}
+	if (!store_pending(e->store) && !store_broken(e->store))
+		ok = 1;
+	else
+		ok = store_commit(e->store) == 0;
+	for (i = 0; i < e->naccounts; i++) {
+		struct account *a = &e->accounts[i];
+
+		if (a->pop3 == NULL)
+			continue;
+		if (ok)
+			pop3_session_durable(a->pop3);
+		else
+			pop3_session_store_failed(a->pop3);
+	}
+	if (!ok) {
+		log_warnx(NULL, "the UID store could not commit; nothing it "
+		    "held unsaved is deleted on any server");
+		store_reopen(e);
+	}
+}
+
+static void
+shutdown_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct engine	*e = arg;
+
+	log_warnx(NULL, "shutdown timeout: abandoning sessions still "
+	    "running (nothing unrecorded is deleted)");
+	event_base_loopexit(e->base, NULL);
+}
+
+static void
+stop_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct engine	*e = arg;
+	struct timeval	 tv;
+	size_t		 i;
+
+	if (e->stopping) {
+		log_notice(NULL, "second signal: exiting now");
+		event_base_loopexit(e->base, NULL);
+		return;
+	}
+	log_notice(NULL, "signal %d: stopping", (int)sig);
+	e->stopping = 1;
+	tv.tv_sec = e->cf->global.shutdown_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(e->ev_shutdown, &tv);
+	for (i = 0; i < e->naccounts; i++) {
+		struct account *a = &e->accounts[i];
+
+		evtimer_del(a->timer);
+		if (a->pop3 != NULL)
+			pop3_session_stop(a->pop3);
+	}
+	if (all_idle(e))
+		event_base_loopexit(e->base, NULL);
+}
+
+static void
+chld_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	lda_reap();
+}
+
+static int
+make_dir(const char *path)
+{
+	struct stat	 st;
+
+	if (mkdir(path, 0700) == -1 && errno != EEXIST)
+		return -1;
+	if (lstat(path, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
+struct engine *
+engine_new(struct config *cf)
+{
+	struct event_config *ec;
+	struct engine	*e;
+	struct buf	 err = BUF_INIT;
+	size_t		 i;
+
+	e = xcalloc(1, sizeof(*e));
+	e->cf = cf;
+	signal(SIGPIPE, SIG_IGN);
+
+	if (make_dir(cf->global.state_dir) == -1) {
+		log_warn(NULL, "state_dir %s", cf->global.state_dir);
+		goto fail;
+	}
+	xasprintf(&e->spool_dir, "%s/spool", cf->global.state_dir);
+	if (make_dir(e->spool_dir) == -1) {
+		log_warn(NULL, "spool directory %s", e->spool_dir);
+		goto fail;
+	}
+	if (key_load(cf->global.key_file, &e->key, &err) == -1) {
+		if (cf->delivery.via_milter) {
+			log_warnx(NULL, "via_milter needs the signing key: %s",
+			    err.data);
+			goto fail;
+		}
+		log_notice(NULL, "no signing key (%s): messages carry no "
+		    "X-Haul-Token", err.data);
+		key_free(&e->key);
+		e->key.len = 0;
+	}
+	buf_reset(&err);
+	if ((e->store = store_open(cf->global.state_dir, &err)) == NULL) {
+		log_warnx(NULL, "cannot open the UID store: %s", err.data);
+		goto fail;
+	}
+
+	ec = event_config_new();
+	e->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (e->base == NULL) {
+		log_warnx(NULL, "cannot create the event loop");
+		goto fail;
+	}
+	event_base_priority_init(e->base, PRIO_COUNT);
+	e->dns = evdns_base_new(e->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	conn_set_dns(e->dns);
+	if ((e->dlv = dlv_new(e->base, &cf->delivery)) == NULL)
+		goto fail;
+
+	e->ev_commit = event_new(e->base, -1, 0, commit_cb, e);
+	event_priority_set(e->ev_commit, PRIO_COMMIT);
+	e->ev_shutdown = evtimer_new(e->base, shutdown_cb, e);
+	e->ev_term = evsignal_new(e->base, SIGTERM, stop_cb, e);
+	e->ev_int = evsignal_new(e->base, SIGINT, stop_cb, e);
+	e->ev_chld = evsignal_new(e->base, SIGCHLD, chld_cb, e);
+	event_add(e->ev_term, NULL);
+	event_add(e->ev_int, NULL);
+	event_add(e->ev_chld, NULL);
+
+	e->accounts = xcalloc(cf->naccounts, sizeof(*e->accounts));
+	e->naccounts = cf->naccounts;
+	for (i = 0; i < cf->naccounts; i++) {
+		struct account *a = &e->accounts[i];
+
+		a->eng = e;
+		a->cf = &cf->accounts[i];
+		a->timer = evtimer_new(e->base, account_run, a);
+		if (!a->cf->enabled) {
+			a->state = ACCT_DISABLED;
+			continue;
+		}
+		if (a->cf->protocol != PROTO_POP3) {
+			a->state = ACCT_DISABLED;
+			str_lcpy(a->last_error, "IMAP fetching is not "
+			    "implemented in this version",
+			    sizeof(a->last_error));
+			log_warnx(a->cf->name, "%s", a->last_error);
+			continue;
+		}
+		a->state = ACCT_WAITING;
+	}
+	buf_free(&err);
+	return e;
+fail:
+	buf_free(&err);
+	engine_free(&e);
+	return NULL;
+}
+
+int
+engine_run(struct engine *e)
+{
+	size_t	 i;
+
+	log_info(NULL, "hauld %s started: %zu accounts", HAUL_VERSION,
+	    e->naccounts);
+	for (i = 0; i < e->naccounts; i++) {
+		struct account *a = &e->accounts[i];
+
+		if (a->state == ACCT_WAITING)
+			account_schedule(a, sched_first_delay_ms(
+			    a->cf->poll_interval, sched_rng_default));
+	}
+	event_base_dispatch(e->base);
+	/* Whatever was accepted is recorded before we go. */
+	if (e->store != NULL && store_pending(e->store))
+		store_commit(e->store);
+	log_info(NULL, "hauld stopped");
+	return e->exit_code;
+}
+
+void
+engine_free(struct engine **ep)
+{
+	struct engine	*e = *ep;
+	size_t		 i;
+
+	if (e == NULL)
+		return;
+	*ep = NULL;
+	for (i = 0; i < e->naccounts; i++) {
+		pop3_session_free(&e->accounts[i].pop3);
+		if (e->accounts[i].timer != NULL)
+			event_free(e->accounts[i].timer);
+	}
+	free(e->accounts);
+	dlv_free(&e->dlv);
+	if (e->ev_commit != NULL)
+		event_free(e->ev_commit);
+	if (e->ev_shutdown != NULL)
+		event_free(e->ev_shutdown);
+	if (e->ev_term != NULL)
+		event_free(e->ev_term);
+	if (e->ev_int != NULL)
+		event_free(e->ev_int);
+	if (e->ev_chld != NULL)
+		event_free(e->ev_chld);
+	if (e->dns != NULL)
+		evdns_base_free(e->dns, 0);
+	if (e->base != NULL)
+		event_base_free(e->base);
+	store_close(&e->store);
+	key_free(&e->key);
+	tls_shutdown();
+	free(e->spool_dir);
+	config_free(&e->cf);
+	free(e);
+}

@@ -1,0 +1,83 @@
+/* ISC licence; see LICENSE. */
+#ifndef HAUL_ENGINE_H
+#define HAUL_ENGINE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "haul/config.h"
+#include "haul/proto.h"
+#include "haul/token.h"
+
+/*
+ * hauld's runtime: one event loop, the UID store, the delivery side, and
+ * one struct account per configured account.  Sessions (pop3_session.c)
+ * run inside it; this file schedules them and owns group commit.
+ */
+
+struct store;
+struct delivery;
+struct pop3_session;
+
+enum account_state {
+	ACCT_WAITING,		/* next poll scheduled */
+	ACCT_RUNNING,		/* a session is under way */
+	ACCT_BACKOFF,		/* last session failed; retry scheduled */
+	ACCT_DISABLED,		/* enabled = no, or cannot work as set up */
+};
+
+struct account {
+	struct engine		*eng;
+	const struct config_account *cf;
+	enum account_state	 state;
+	struct event		*timer;
+	struct pop3_session	*pop3;
+	unsigned		 failures;	/* consecutive */
+	enum err_class		 last_class;
+	char			 last_error[256];
+	time_t			 last_success;
+	time_t			 last_attempt;
+	uint64_t		 next_run_ms;
+	unsigned		 min_delay_s;	/* LOGIN-DELAY from the server */
+	/* counters since start */
+	uint64_t		 delivered, refused, bytes, sessions;
+};
+
+struct engine {
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct config		*cf;
+	struct store		*store;
+	struct haul_key		 key;
+	struct delivery		*dlv;
+	struct account		*accounts;
+	size_t			 naccounts;
+	char			*spool_dir;
+	struct event		*ev_term, *ev_int, *ev_chld, *ev_commit;
+	struct event		*ev_shutdown;
+	int			 stopping;
+	int			 commit_failed;
+	int			 exit_code;
+};
+
+/*
+ * Set up everything that can fail at start (store, key, spool directory)
+ * and print the reason if it does.  Returns NULL on failure.  Takes
+ * ownership of cf.
+ */
+struct engine	*engine_new(struct config *cf);
+/* Run until SIGTERM/SIGINT and every session has ended; exit status. */
+int		 engine_run(struct engine *);
+void		 engine_free(struct engine **);
+
+/* Ask for a group commit at the end of this loop iteration. */
+void		 engine_want_commit(struct engine *);
+/* A session ended: schedule the account's next run (or its backoff). */
+void		 engine_session_done(struct account *, enum err_class,
+		    const char *why);
+/* The store is unusable; sessions must not delete anything now. */
+int		 engine_store_ok(const struct engine *);
+
+#endif
