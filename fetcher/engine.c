@@ -29,6 +29,7 @@
 #define PRIO_COUNT	3
 
 static void	account_schedule(struct account *, uint64_t delay_ms);
+static void	commit_cb(evutil_socket_t, short, void *);
 
 static void
 account_run(evutil_socket_t fd, short ev, void *arg)
@@ -111,6 +112,17 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 	}
 	if (a->min_delay_s > 0 && delay < (uint64_t)a->min_delay_s * 1000)
 		delay = (uint64_t)a->min_delay_s * 1000;
+	if (e->oneshot) {
+		if (cls != ERR_NONE)
+			e->exit_code = 1;
+		a->state = cls == ERR_NONE ? ACCT_WAITING : ACCT_BACKOFF;
+		if (all_idle(e)) {
+			/* Record the last acceptances before leaving. */
+			commit_cb(-1, 0, e);
+			event_base_loopexit(e->base, NULL);
+		}
+		return;
+	}
 	if (e->stopping) {
 		if (all_idle(e))
 			event_base_loopexit(e->base, NULL);
@@ -327,6 +339,17 @@ fail:
 	return NULL;
 }
 
+static int
+all_waiting_disabled(const struct engine *e)
+{
+	size_t	 i;
+
+	for (i = 0; i < e->naccounts; i++)
+		if (e->accounts[i].state != ACCT_DISABLED)
+			return 0;
+	return 1;
+}
+
 int
 engine_run(struct engine *e)
 {
@@ -338,9 +361,11 @@ engine_run(struct engine *e)
 		struct account *a = &e->accounts[i];
 
 		if (a->state == ACCT_WAITING)
-			account_schedule(a, sched_first_delay_ms(
+			account_schedule(a, e->oneshot ? 0 : sched_first_delay_ms(
 			    a->cf->poll_interval, sched_rng_default));
 	}
+	if (e->oneshot && all_waiting_disabled(e))
+		return 0;
 	event_base_dispatch(e->base);
 	/* Whatever was accepted is recorded before we go. */
 	if (e->store != NULL && store_pending(e->store))

@@ -14,7 +14,8 @@ static void __attribute__((noreturn))
 usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-	    "usage: hauld [-dfhnV] [-c file]\n"
+	    "usage: hauld [-1dfhnV] [-c file]\n"
+	    "  -1       poll every enabled account once, then exit\n"
 	    "  -c file  configuration (default " DEFAULT_CONFIG ")\n"
 	    "  -d       debug logging\n"
 	    "  -f       stay in the foreground, log to stderr\n"
@@ -57,7 +58,7 @@ write_pid_file(const char *path)
 
 /* Daemonise unless asked not to, then run the engine until stopped. */
 static int
-run(struct config *cf, int foreground, int debug)
+run(struct config *cf, int foreground, int debug, int once)
 {
 	struct engine	*e;
 	char		*pid_file = NULL;
@@ -82,6 +83,7 @@ run(struct config *cf, int foreground, int debug)
 		free(pid_file);
 		return 1;
 	}
+	e->oneshot = once;
 	if (write_pid_file(pid_file) == -1) {
 		engine_free(&e);
 		free(pid_file);
@@ -100,10 +102,11 @@ main(int argc, char **argv)
 {
 	const char	*path = DEFAULT_CONFIG;
 	struct config	*cf;
-	int		 ch, check = 0, foreground = 0, debug = 0;
+	int		 ch, check = 0, foreground = 0, debug = 0, once = 0;
 
-	while ((ch = getopt(argc, argv, "c:dfhnV")) != -1) {
+	while ((ch = getopt(argc, argv, "1c:dfhnV")) != -1) {
 		switch (ch) {
+		case '1': once = 1; break;
 		case 'c': path = optarg; break;
 		case 'd': debug = 1; break;
 		case 'f': foreground = 1; break;
@@ -125,5 +128,5 @@ main(int argc, char **argv)
 		config_free(&cf);
 		return 0;
 	}
-	return run(cf, foreground, debug);
+	return run(cf, foreground || once, debug, once);
 }

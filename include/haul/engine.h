@@ -58,6 +58,7 @@ struct engine {
 	struct event		*ev_term, *ev_int, *ev_chld, *ev_commit;
 	struct event		*ev_shutdown;
 	int			 stopping;
+	int			 oneshot;	/* -1: each account once */
 	int			 commit_failed;
 	int			 exit_code;
 };
