@@ -386,13 +386,23 @@ link_start_job(struct dlv_link *l, struct dlv_job *j)
 	t.body.arg = j;
 	t.body.size = job_size(j);
 	t.eightbit = j->eightbit;
+	t.xclient = j->use_xclient ? &j->xclient : NULL;
 	t.result = smtp_result_cb;
 	t.arg = l;
 	if (smtp_submit(l->smtp, &t) == -1) {
+		/*
+		 * This connection cannot take it (XCLIENT attributes of an
+		 * earlier message would stick): once, try a fresh one.
+		 */
 		l->job = NULL;
 		j->link = NULL;
-		finish_job(j, DLV_TEMPFAIL, 451, 0, NULL,
-		    "local error: the MTA session cannot take a message");
+		if (!j->requeued) {
+			j->requeued = 1;
+			TAILQ_INSERT_HEAD(&l->dlv->queue, j, entry);
+			j->queued = 1;
+		} else
+			finish_job(j, DLV_TEMPFAIL, 451, 0, NULL, "local "
+			    "error: the MTA session cannot take a message");
 		link_free(l);
 		return;
 	}
@@ -653,6 +663,7 @@ dlv_submit(struct delivery *d, struct dlv_job *j)
 	j->finished = 0;
 	j->rcpt_retries = 0;
 	j->lda_active = 0;
+	j->requeued = 0;
 	memset(&j->result, 0, sizeof(j->result));
 	d->inflight++;
 	TAILQ_INSERT_TAIL(&d->queue, j, entry);

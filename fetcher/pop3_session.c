@@ -13,6 +13,7 @@
 #include "haul/deliver.h"
 #include "haul/log.h"
 #include "haul/message.h"
+#include "haul/origin.h"
 #include "haul/pop3.h"
 #include "haul/pop3_session.h"
 #include "haul/secret.h"
@@ -24,6 +25,12 @@
 
 /* Messages up to this size stay in memory; larger ones spill to disk. */
 #define SESSION_SPOOL_MEM	(256 * 1024)
+/*
+ * While a reply is awaited, at least this many bytes must arrive per
+ * `timeout` seconds: a server trickling a byte every few seconds (M38)
+ * cannot hold a session, however long its idle timeout.
+ */
+#define SESSION_PROGRESS_MIN	4096
 
 enum msg_state {
 	PM_FETCHING,		/* RETR under way */
@@ -41,6 +48,7 @@ struct pop3_msg {
 	struct spool	*spool;
 	struct msgf	*filter;
 	struct dlv_job	 job;
+	struct origin	 origin;	/* for XCLIENT */
 	uint64_t	 seq;		/* store write of the acceptance */
 	uint64_t	 started_ms;
 	TAILQ_ENTRY(pop3_msg) entry;
@@ -71,6 +79,8 @@ struct pop3_session {
 	enum err_class	 err;
 	char		 why[300];
 	struct event	*end_ev;
+	int		 deadline_armed;
+	size_t		 progress;	/* bytes since the deadline was set */
 	unsigned	 fetched, delivered, refused, skipped;
 };
 
@@ -99,6 +109,26 @@ flush(struct pop3_session *s)
 	explicit_bzero(out->data, out->len);
 	buf_reset(out);
 	conn_set_idle_timeout(s->conn, s->cf->timeout);
+}
+
+/* Keep the operation deadline in step with what the machine awaits. */
+static void
+track_deadline(struct pop3_session *s, size_t got)
+{
+	if (s->conn == NULL || s->conn_dead || s->p == NULL)
+		return;
+	if (!pop3_waiting(s->p)) {
+		if (s->deadline_armed)
+			conn_clear_deadline(s->conn);
+		s->deadline_armed = 0;
+		return;
+	}
+	s->progress += got;
+	if (!s->deadline_armed || s->progress >= SESSION_PROGRESS_MIN) {
+		conn_set_deadline(s->conn, s->cf->timeout);
+		s->deadline_armed = 1;
+		s->progress = 0;
+	}
 }
 
 static void
@@ -338,6 +368,22 @@ submit(struct pop3_session *s, struct pop3_msg *m)
 		log_warnx(acct_name(s), "uid %s holds %llu NUL bytes; "
 		    "delivered as they are", m->uid,
 		    (unsigned long long)info->nul_count);
+	if ((dc->xclient || s->cf->xclient) && info->nreceived > 0) {
+		const char *vals[MSGF_MAX_RECEIVED];
+		size_t	 lens[MSGF_MAX_RECEIVED];
+
+		for (n = 0; n < info->nreceived && n < MSGF_MAX_RECEIVED; n++) {
+			vals[n] = info->received[n].text;
+			lens[n] = info->received[n].len;
+		}
+		if (origin_find(vals, lens, n, &m->origin) == 0) {
+			j->use_xclient = 1;
+			j->xclient.addr = m->origin.addr;
+			j->xclient.name = m->origin.name;
+			j->xclient.helo = m->origin.helo[0] ? m->origin.helo :
+			    NULL;
+		}
+	}
 	j->account = s->cf->name;
 	j->uid = m->uid;
 	j->spool = m->spool;
@@ -578,6 +624,7 @@ handle_status(struct pop3_session *s, enum proto_status st)
 	switch (st) {
 	case PS_MORE:
 		flush(s);
+		track_deadline(s, 0);
 		break;
 	case PS_STARTTLS:
 		flush(s);
@@ -619,6 +666,7 @@ on_ready(struct conn *c, void *arg)
 	pp.max_message_size = s->cf->max_message_size;
 	s->p = pop3_new(&pp, &machine_cb, s);
 	conn_set_idle_timeout(c, s->cf->timeout);
+	track_deadline(s, 0);
 }
 
 static void
@@ -631,6 +679,7 @@ on_readable(struct conn *c, void *arg)
 
 	if (s->p == NULL)
 		return;
+	track_deadline(s, evbuffer_get_length(in));
 	while (evbuffer_get_length(in) > 0) {
 		size_t	 n = evbuffer_get_contiguous_space(in);
 		unsigned char *d = evbuffer_pullup(in, (ev_ssize_t)n);

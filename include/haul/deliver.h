@@ -51,6 +51,8 @@ struct dlv_job {
 	struct buf	 prefix;	/* headers to prepend (owned) */
 	struct spool	*spool;		/* the message (borrowed) */
 	int		 eightbit;
+	int		 use_xclient;	/* announce xclient to the MTA */
+	struct smtp_xclient xclient;	/* strings borrowed from the owner */
 	dlv_done_fn	 done;
 	void		*arg;
 
@@ -63,6 +65,7 @@ struct dlv_job {
 	int		 queued;
 	int		 finished;
 	int		 lda_active;
+	int		 requeued;	/* a fresh connection was tried */
 	unsigned	 rcpt_retries;	/* LMTP: 4xx recipients retried */
 	struct dlv_result result;
 	TAILQ_ENTRY(dlv_job) entry;
