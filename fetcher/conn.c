@@ -195,10 +195,26 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long	 e = bufferevent_get_openssl_error(bev);
 		int		 dnserr = bufferevent_socket_get_dns_error(bev);
+		int		 serr = EVUTIL_SOCKET_ERROR();
 
 		if (dnserr != 0) {
 			conn_fail(c, ERR_NETWORK, "%s: cannot resolve: %s",
 			    c->peer, evutil_gai_strerror(dnserr));
+			return;
+		}
+		/*
+		 * A refused or unreachable peer is a network error even
+		 * under implicit TLS, where libevent reports it through the
+		 * TLS layer (as a "system library" error).
+		 */
+		log_debug(c->account, "conn error: ssl=%lu errno=%d", e, serr);
+		if ((e == 0 || e == SSL_ERROR_SYSCALL ||
+		    ERR_GET_LIB(e) == ERR_LIB_SYS) &&
+		    (serr == ECONNREFUSED || serr == ECONNRESET ||
+		    serr == ETIMEDOUT || serr == EHOSTUNREACH ||
+		    serr == ENETUNREACH || serr == EPIPE)) {
+			conn_fail(c, ERR_NETWORK, "%s: %s", c->peer,
+			    strerror(serr));
 			return;
 		}
 		if (c->ssl != NULL && (e != 0 || was != CS_OPEN)) {

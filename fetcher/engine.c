@@ -12,6 +12,7 @@
 
 #include "haul/clock.h"
 #include "haul/conn.h"
+#include "haul/control.h"
 #include "haul/deliver.h"
 #include "haul/engine.h"
 #include "haul/lda.h"
@@ -38,13 +39,14 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	struct engine	*e = a->eng;
 
 	if (e->stopping || a->state == ACCT_RUNNING ||
-	    a->state == ACCT_DISABLED)
+	    a->state == ACCT_DISABLED || a->paused)
 		return;
 	if (!engine_store_ok(e)) {
 		account_schedule(a, 10000);
 		return;
 	}
 	a->state = ACCT_RUNNING;
+	a->progress_done = a->progress_total = 0;
 	a->last_attempt = clock_wall();
 	a->sessions++;
 	if (pop3_session_start(a) == -1)
@@ -129,6 +131,27 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 		return;
 	}
 	account_schedule(a, delay);
+}
+
+int
+engine_fetch_now(struct account *a)
+{
+	if (a->state == ACCT_RUNNING || a->state == ACCT_DISABLED ||
+	    a->eng->stopping)
+		return -1;
+	evtimer_del(a->timer);
+	account_schedule(a, 0);
+	return 0;
+}
+
+void
+engine_pause(struct account *a, int on)
+{
+	a->paused = on;
+	if (on)
+		evtimer_del(a->timer);
+	else if (a->state != ACCT_RUNNING && a->state != ACCT_DISABLED)
+		account_schedule(a, 0);
 }
 
 void
@@ -249,7 +272,7 @@ make_dir(const char *path)
 }
 
 struct engine *
-engine_new(struct config *cf)
+engine_new(struct config *cf, int oneshot)
 {
 	struct event_config *ec;
 	struct engine	*e;
@@ -258,6 +281,7 @@ engine_new(struct config *cf)
 
 	e = xcalloc(1, sizeof(*e));
 	e->cf = cf;
+	e->oneshot = oneshot;
 	signal(SIGPIPE, SIG_IGN);
 
 	if (make_dir(cf->global.state_dir) == -1) {
@@ -311,6 +335,11 @@ engine_new(struct config *cf)
 
 	e->accounts = xcalloc(cf->naccounts, sizeof(*e->accounts));
 	e->naccounts = cf->naccounts;
+	if (!oneshot && cf->global.control_socket != NULL &&
+	    cf->global.control_socket[0] != '\0' && (e->ctl = control_new(e, cf->global.control_socket,
+	    cf->global.control_socket_mode, cf->global.control_group)) ==
+	    NULL)
+		goto fail;
 	for (i = 0; i < cf->naccounts; i++) {
 		struct account *a = &e->accounts[i];
 
@@ -389,6 +418,7 @@ engine_free(struct engine **ep)
 			event_free(e->accounts[i].timer);
 	}
 	free(e->accounts);
+	control_free(&e->ctl);
 	dlv_free(&e->dlv);
 	if (e->ev_commit != NULL)
 		event_free(e->ev_commit);

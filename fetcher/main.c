@@ -79,11 +79,10 @@ run(struct config *cf, int foreground, int debug, int once)
 	}
 	if (cf->global.pid_file != NULL)
 		pid_file = strdup(cf->global.pid_file);
-	if ((e = engine_new(cf)) == NULL) {
+	if ((e = engine_new(cf, once)) == NULL) {
 		free(pid_file);
 		return 1;
 	}
-	e->oneshot = once;
 	if (write_pid_file(pid_file) == -1) {
 		engine_free(&e);
 		free(pid_file);

@@ -437,6 +437,7 @@ cb_want(void *arg, unsigned msgno, const char *uid, uint64_t size)
 	if (r == STORE_ABSENT) {
 		if (store_seen(st, s->mbox, uid, ul, size, clock_wall()) == -1)
 			return POP3_WANT_ABORT;
+		s->acct->progress_total++;
 		return POP3_WANT_FETCH;
 	}
 	if (store_touch_seen(st, s->mbox, uid, ul, clock_wall()) == -1)
@@ -444,6 +445,7 @@ cb_want(void *arg, unsigned msgno, const char *uid, uint64_t size)
 	switch (rec.state) {
 	case STORE_SEEN:
 	case STORE_INJECTING:
+		s->acct->progress_total++;
 		return POP3_WANT_FETCH;
 	case STORE_ACCEPTED:
 	case STORE_REMOVED:
@@ -540,6 +542,7 @@ cb_msg_end(void *arg, unsigned msgno, const char *uid)
 		return -1;
 	}
 	s->fetched++;
+	s->acct->progress_done++;
 	TAILQ_INSERT_TAIL(&s->msgs, m, entry);
 	if (submit(s, m) == -1) {
 		TAILQ_REMOVE(&s->msgs, m, entry);

@@ -34,6 +34,10 @@ struct account {
 	enum account_state	 state;
 	struct event		*timer;
 	struct pop3_session	*pop3;
+	int			 paused;
+	int			 idle_connected;
+	unsigned		 progress_done;	/* this session */
+	unsigned		 progress_total;
 	unsigned		 failures;	/* consecutive */
 	enum err_class		 last_class;
 	char			 last_error[256];
@@ -52,6 +56,7 @@ struct engine {
 	struct store		*store;
 	struct haul_key		 key;
 	struct delivery		*dlv;
+	struct control		*ctl;
 	struct account		*accounts;
 	size_t			 naccounts;
 	char			*spool_dir;
@@ -66,9 +71,10 @@ struct engine {
 /*
  * Set up everything that can fail at start (store, key, spool directory)
  * and print the reason if it does.  Returns NULL on failure.  Takes
- * ownership of cf.
+ * ownership of cf.  oneshot: poll each account once and stop (no control
+ * socket).
  */
-struct engine	*engine_new(struct config *cf);
+struct engine	*engine_new(struct config *cf, int oneshot);
 /* Run until SIGTERM/SIGINT and every session has ended; exit status. */
 int		 engine_run(struct engine *);
 void		 engine_free(struct engine **);
@@ -78,6 +84,10 @@ void		 engine_want_commit(struct engine *);
 /* A session ended: schedule the account's next run (or its backoff). */
 void		 engine_session_done(struct account *, enum err_class,
 		    const char *why);
+/* Poll now: -1 if a session is running or the account is disabled. */
+int		 engine_fetch_now(struct account *);
+/* Stop (1) or restart (0) scheduling an account. */
+void		 engine_pause(struct account *, int);
 /* The store is unusable; sessions must not delete anything now. */
 int		 engine_store_ok(const struct engine *);
 
