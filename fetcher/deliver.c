@@ -54,6 +54,7 @@ struct delivery {
 
 static void	link_free(struct dlv_link *);
 static void	dispatch(struct delivery *);
+static void	fail_queue(struct delivery *, const char *);
 
 /* Parse delivery.target: "unix:/path", "host:port" or "[v6]:port". */
 static int
@@ -440,6 +441,13 @@ link_readable_cb(struct conn *c, void *arg)
 		if (st == PS_ERROR)
 			log_warnx(NULL, "delivery connection %s: %s",
 			    conn_peer(l->conn), smtp_error_text(l->smtp));
+		/*
+		 * An MTA that refuses the session itself (greeting or EHLO)
+		 * would refuse every new connection too: fail the waiting
+		 * jobs instead of reconnecting in a loop.
+		 */
+		if (st == PS_ERROR && !l->ready && l->job == NULL)
+			fail_queue(l->dlv, smtp_error_text(l->smtp));
 		link_flush(l);
 		link_free(l);
 		return;
@@ -465,7 +473,6 @@ link_failed_cb(struct conn *c, void *arg, enum err_class cls,
 	struct dlv_link	*l = arg;
 	struct delivery	*d = l->dlv;
 	int		 was_ready = l->ready;
-	struct dlv_job	*j;
 
 	l->dead = 1;
 	if (l->job != NULL)
@@ -477,13 +484,22 @@ link_failed_cb(struct conn *c, void *arg, enum err_class cls,
 		 * loop on reconnects.
 		 */
 		log_warnx(NULL, "delivery to %s failed: %s", conn_peer(c), why);
-		while ((j = TAILQ_FIRST(&d->queue)) != NULL) {
-			TAILQ_REMOVE(&d->queue, j, entry);
-			j->queued = 0;
-			finish_job(j, DLV_TEMPFAIL, 421, 0, NULL, why);
-		}
+		fail_queue(d, why);
 	}
 	link_free(l);
+}
+
+/* Every queued job fails temporarily (the MTA is unusable right now). */
+static void
+fail_queue(struct delivery *d, const char *why)
+{
+	struct dlv_job	*j;
+
+	while ((j = TAILQ_FIRST(&d->queue)) != NULL) {
+		TAILQ_REMOVE(&d->queue, j, entry);
+		j->queued = 0;
+		finish_job(j, DLV_TEMPFAIL, 421, 0, NULL, why);
+	}
 }
 
 static const struct conn_cb link_cb = {

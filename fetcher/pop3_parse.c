@@ -344,6 +344,7 @@ void
 pop3_body_init(struct pop3_body *b)
 {
 	b->state = BODY_BOL;
+	b->cr = 0;
 }
 
 size_t
@@ -368,17 +369,30 @@ pop3_body_feed(struct pop3_body *b, const void *data, size_t len,
 				break;
 			}
 			b->state = BODY_MID;
+			b->cr = 0;
 			/* FALLTHROUGH */
-		case BODY_MID:
+		case BODY_MID: {
+			int	 crlf;
+
 			if (span == NULL)
 				span = d + i;
 			if ((lf = memchr(d + i, '\n', len - i)) == NULL) {
+				b->cr = d[len - 1] == '\r';
 				i = len;
 				break;
 			}
+			/*
+			 * RFC 1939 frames lines by CRLF only: after a bare LF
+			 * the server did not dot-stuff, so a '.' there is
+			 * content, and ".CRLF" there does not end the message.
+			 */
+			crlf = lf > d + i ? lf[-1] == '\r' : b->cr;
 			i = (size_t)(lf - d) + 1;
-			b->state = BODY_BOL;
+			b->cr = 0;
+			if (crlf)
+				b->state = BODY_BOL;
 			break;
+		}
 		case BODY_DOT:
 			if (d[i] == '\r') {
 				b->state = BODY_DOTCR;
@@ -398,6 +412,7 @@ pop3_body_feed(struct pop3_body *b, const void *data, size_t len,
 			if (emit(arg, "\r", 1) == -1)
 				goto fail;
 			b->state = BODY_MID;
+			b->cr = 1;
 			break;
 		}
 	}

@@ -93,8 +93,9 @@ log_set_sink(log_sink_fn fn, void *arg)
 	log_sink_arg = arg;
 }
 
-char *
-log_printable(char *dst, size_t dstsz, const void *src, size_t srclen)
+/* The escaper; keep_bs leaves backslashes alone (text already escaped). */
+static char *
+escape(char *dst, size_t dstsz, const void *src, size_t srclen, int keep_bs)
 {
 	const unsigned char *s = src;
 	size_t	 i, o = 0;
@@ -109,7 +110,13 @@ log_printable(char *dst, size_t dstsz, const void *src, size_t srclen)
 		case '\r': memcpy(tmp, "\\r", 3); break;
 		case '\n': memcpy(tmp, "\\n", 3); break;
 		case '\t': memcpy(tmp, "\\t", 3); break;
-		case '\\': memcpy(tmp, "\\\\", 3); break;
+		case '\\':
+			if (keep_bs) {
+				tmp[0] = '\\';
+				tmp[1] = '\0';
+			} else
+				memcpy(tmp, "\\\\", 3);
+			break;
 		default:
 			if (s[i] < 0x20 || s[i] >= 0x7f)
 				snprintf(tmp, sizeof(tmp), "\\x%02x", s[i]);
@@ -136,6 +143,12 @@ log_printable(char *dst, size_t dstsz, const void *src, size_t srclen)
 	return dst;
 }
 
+char *
+log_printable(char *dst, size_t dstsz, const void *src, size_t srclen)
+{
+	return escape(dst, dstsz, src, srclen, 0);
+}
+
 void
 log_vmsg(enum log_level lvl, const char *acct, const char *fmt, va_list ap)
 {
@@ -149,7 +162,7 @@ log_vmsg(enum log_level lvl, const char *acct, const char *fmt, va_list ap)
 	 * from elsewhere: escape control bytes once more so a line never
 	 * splits or carries terminal escapes.
 	 */
-	log_printable(clean, sizeof(clean), msg, strlen(msg));
+	escape(clean, sizeof(clean), msg, strlen(msg), 1);
 	if (acct != NULL) {
 		char	 a[128];
 

@@ -85,7 +85,7 @@ struct config_milter {
 struct config_account {
 	char		*name;
 	const char	*file;		/* where it was defined (owned by config) */
-	unsigned	 line;
+	unsigned	 line;		/* of its opening brace */
 	int		 enabled;
 	enum proto	 protocol;
 	char		*host;
@@ -143,11 +143,18 @@ struct config_errors {
 };
 
 /*
- * Load and validate path.  Returns a config or NULL; on NULL, errs holds
- * at least one message.
+ * Load and validate path and every file it include()s.  Returns a config
+ * or NULL; on NULL, errs holds at least one message.  Messages are
+ * appended to errs (which may be NULL), sorted by file then line.  Not
+ * reentrant and not thread-safe: libconfuse's scanner is global state.
+ * Relative password_file and ca_file values come back absolute, resolved
+ * against the directory of the file that set them; folders is never NULL
+ * ({"INBOX"} unless set; POP3 accounts always get {"INBOX"}).
  */
 struct config	*config_load(const char *path, struct config_errors *errs);
+/* Free everything and set the pointer to NULL; NULL is fine. */
 void		 config_free(struct config **);
+/* Free the messages and reset errs to empty. */
 void		 config_errors_free(struct config_errors *);
 /* Find an account by name; NULL if none.  Borrowed pointer. */
 const struct config_account *config_find_account(const struct config *,

@@ -363,6 +363,7 @@ int		 pop3_apop_digest(const char *ts, size_t tslen,
  */
 struct pop3_body {
 	int		 state;
+	int		 cr;		/* the last byte of a line was CR */
 };
 typedef int (*pop3_emit_fn)(void *arg, const void *data, size_t len);
 

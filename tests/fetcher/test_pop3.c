@@ -1613,8 +1613,9 @@ Test(pop3_body, unstuffing_bare_lf_and_nul)
 	    "+OK\r\n1 10\r\n2 10\r\n3 10\r\n4 0\r\n.\r\n"
 	    /* stuffed dots, a dot line of two, ".\r" then more */
 	    "+OK\r\n..\r\n...x\r\n.y\r\n.\rz\r\nend.\r\n.\r\n"
-	    /* bare LF lines, passed as they are */
-	    "+OK\r\nbare\nlf\n..dot\n.\r\n"
+	    /* bare LF lines, passed as they are: a dot after a bare LF
+	     * is content (only CRLF frames lines), even ".CRLF" */
+	    "+OK\r\nbare\nlf\n..dot\n.\r\nstill\r\n.\r\n"
 	    /* NUL and 8-bit bytes pass through */
 	    "+OK\r\na\0b\xff\r\n.\r\n"
 	    /* an empty message */
@@ -1630,7 +1631,7 @@ Test(pop3_body, unstuffing_bare_lf_and_nul)
 		    "want 1 a 10\nbegin 1 a 10\n"
 		    "end 1 a .\\r\\n..x\\r\\ny\\r\\n\\rz\\r\\nend.\\r\\n\n"
 		    "want 2 b 10\nbegin 2 b 10\n"
-		    "end 2 b bare\\nlf\\n.dot\\n\n"
+		    "end 2 b bare\\nlf\\n..dot\\n.\\r\\nstill\\r\\n\n"
 		    "want 3 c 10\nbegin 3 c 10\n"
 		    "end 3 c a\\x00b\\xff\\r\\n\n"
 		    "want 4 d 0\nbegin 4 d 0\nend 4 d \n"
@@ -1817,6 +1818,41 @@ Test(pop3_parse, body_unstuffer_every_split)
 		}
 		cr_assert_eq(end, 1, "split %zu", k);
 		cr_assert_eq(used, n - 4, "TAIL is left over (split %zu)", k);
+		cr_assert_eq(out.len, sizeof(want) - 1, "split %zu", k);
+		cr_assert_eq(memcmp(out.data, want, out.len), 0, "split %zu",
+		    k);
+		buf_free(&out);
+	}
+}
+
+/*
+ * A message may not end, or lose a dot, after a bare LF: "\n.\r\n" inside
+ * a body once let a hostile message end early and smuggle a forged
+ * "+OK" reply that shifted every later message to the wrong UID.
+ */
+Test(pop3_parse, bare_lf_never_frames_a_line)
+{
+	static const char in[] =
+	    "first\n.\r\n+OK 60 octets\r\nSubject: FORGED\r\n\r\n"
+	    "x\n..y\r\nrest\r\n.\r\nNEXT";
+	static const char want[] =
+	    "first\n.\r\n+OK 60 octets\r\nSubject: FORGED\r\n\r\n"
+	    "x\n..y\r\nrest\r\n";
+	size_t		 n = sizeof(in) - 1, k, used;
+	int		 end;
+
+	for (k = 0; k <= n; k++) {
+		struct pop3_body b;
+		struct buf	 out = BUF_INIT;
+
+		buf_add_str(&out, "");
+		pop3_body_init(&b);
+		used = pop3_body_feed(&b, in, k, collect, &out, &end);
+		if (end == 0)
+			used += pop3_body_feed(&b, in + k, n - k, collect,
+			    &out, &end);
+		cr_assert_eq(end, 1, "split %zu", k);
+		cr_assert_eq(used, n - 4, "split %zu", k);
 		cr_assert_eq(out.len, sizeof(want) - 1, "split %zu", k);
 		cr_assert_eq(memcmp(out.data, want, out.len), 0, "split %zu",
 		    k);

@@ -188,3 +188,16 @@ Test(log, printable_truncates)
 	cr_assert_eq(log_facility_parse("local3") >= 0, 1);
 	cr_assert_eq(log_facility_parse("nope"), -1);
 }
+
+Test(log, escaped_text_is_not_escaped_twice)
+{
+	struct captured c = { .n = 0 };
+	char	 esc[64];
+
+	log_set_sink(capture, &c);
+	log_printable(esc, sizeof(esc), "a\\b\r", 4);
+	cr_assert_str_eq(esc, "a\\\\b\\r");
+	log_warnx(NULL, "server said: %s", esc);
+	cr_assert_str_eq(c.line, "server said: a\\\\b\\r");
+	log_set_sink(NULL, NULL);
+}

@@ -1,0 +1,416 @@
+# ISC License; see LICENSE.
+"""hauldrun: run hauld the way the POP3 integration tests need it.
+Python 3 stdlib only.
+
+    from hauldrun import Hauld, SmtpSink
+    h = Hauld(env.hauld, env.tmpdir)            # state dir, key, secrets
+    h.delivery(mode="smtp", target="127.0.0.1:%d" % port)
+    h.account("acct", host="localhost", port=995, tls="implicit",
+              ca_file=ca, user="alice", password="s3cret", keep=True,
+              deliver_to=["alice@local.test"])
+    r = h.run()                                  # hauld -1 -d -c haul.conf
+    r.check(h)            # exit 0/1 (no signal, no timeout), no secret
+    r.delivered_uids()    # from "delivered uid U ..." lines
+    r.sessions()          # parsed "session ended: ..." lines
+
+Hauld.write() renders haul.conf (libconfuse syntax) from the settings;
+password files are written 0600 and every password given to account() is
+remembered as a secret that must never show up in hauld's output.
+
+SmtpSink wraps Postfix's smtp-sink(1): a working sink (every transaction
+dumped to a file; with no fault options a dump means a 250) or a faulty one
+(-r/-f/-q/-Q COMMANDS: 4xx/5xx/disconnect).  dumps() returns the dumped
+messages; smtp-sink writes one per transaction, rejected ones included, so
+only a sink without faults counts acceptances.
+"""
+
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+RUN_TIMEOUT = 30          # seconds for one `hauld -1`
+
+_LOG_RE = re.compile(r"^hauld: (?P<level>[a-z]+): "
+                     r"(?:account=(?P<account>[^:]+): )?(?P<msg>.*)$")
+_DELIVERED_RE = re.compile(r"delivered uid (\S+) size (\d+)")
+_SESSION_RE = re.compile(
+    r"session ended: (\d+) fetched, (\d+) delivered, (\d+) refused, "
+    r"(\d+) deleted(?:; error: (.*))?$")
+
+
+def _q(s):
+    return '"%s"' % str(s).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _value(v):
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "{" + ", ".join(_q(x) for x in v) + "}"
+    return _q(v)
+
+
+def write_secret_file(path, data, mode=0o600):
+    """Create path with mode (before any byte is written)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data if isinstance(data, bytes) else data.encode())
+    finally:
+        os.close(fd)
+    os.chmod(path, mode)
+    return path
+
+
+def make_key(path):
+    """A signing key as hauld wants it: 32 random bytes, base64, one line,
+    mode 0600."""
+    return write_secret_file(
+        path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+
+
+class Run:
+    """The outcome of one hauld invocation."""
+
+    def __init__(self, argv, rc, log, out, elapsed, timed_out=False,
+                 timeout=None):
+        self.argv = argv
+        self.timeout = timeout
+        self.rc = rc            # exit status; negative: killed by a signal
+        self.log = log          # stderr (the log stream)
+        self.out = out          # stdout
+        self.elapsed = elapsed
+        self.timed_out = timed_out
+
+    def __repr__(self):
+        return "<Run rc=%s %.1fs>" % (self.rc, self.elapsed)
+
+    def tail(self, n=40):
+        lines = self.log.splitlines()
+        return "\n".join(lines[-n:])
+
+    def lines(self, level=None, account=None, debug=False):
+        """Parsed log lines: dicts level/account/msg.  Debug lines only
+        when debug=True."""
+        out = []
+        for ln in self.log.splitlines():
+            m = _LOG_RE.match(ln)
+            if not m:
+                continue
+            d = m.groupdict()
+            if d["level"] == "debug" and not debug and level != "debug":
+                continue
+            if level is not None and d["level"] != level:
+                continue
+            if account is not None and d["account"] != account:
+                continue
+            out.append(d)
+        return out
+
+    def messages(self, account=None):
+        return [d["msg"] for d in self.lines(account=account)]
+
+    def grep(self, pattern, flags=re.I):
+        """Log lines (raw, debug included) matching the regex."""
+        return [ln for ln in self.log.splitlines()
+                if re.search(pattern, ln, flags)]
+
+    def delivered_uids(self, account=None):
+        out = []
+        for msg in self.messages(account):
+            m = _DELIVERED_RE.match(msg)
+            if m:
+                out.append(m.group(1))
+        return out
+
+    def sessions(self, account=None):
+        """[{fetched, delivered, refused, deleted, error}] per session."""
+        out = []
+        for msg in self.messages(account):
+            m = _SESSION_RE.search(msg)
+            if m:
+                out.append({"fetched": int(m.group(1)),
+                            "delivered": int(m.group(2)),
+                            "refused": int(m.group(3)),
+                            "deleted": int(m.group(4)),
+                            "error": m.group(5)})
+        return out
+
+    def session(self, account=None):
+        s = self.sessions(account)
+        assert len(s) == 1, "expected one session, got %r\n%s" % (
+            s, self.tail())
+        return s[0]
+
+    def check(self, hauld=None, extra_secrets=(), rcs=(0, 1)):
+        """hauld ended by itself (no timeout, no signal) with an exit code
+        in rcs, and printed none of the secrets (those of hauld, a Hauld,
+        plus the ones given)."""
+        assert not self.timed_out, "hauld -1 did not finish in %gs " \
+            "(killed)\n%s" % (self.timeout, self.tail())
+        assert self.rc >= 0, "hauld was killed by signal %d\n%s" % (
+            -self.rc, self.tail())
+        assert self.rc in (0, 1) and self.rc in rcs, \
+            "hauld exit %d, expected %s\n%s" % (self.rc, rcs, self.tail())
+        secrets = list(extra_secrets) + (list(hauld.secrets) if hauld else [])
+        for s in secrets:
+            for form in _secret_forms(s):
+                assert form not in self.log and form not in self.out, \
+                    "a test secret appears in hauld's output (%r)" % form
+        return self
+
+
+def _secret_forms(s):
+    """The secret as is and base64-encoded (as SASL LOGIN sends it), so a
+    logged AUTH line is caught too."""
+    forms = {s, base64.b64encode(s.encode()).decode()}
+    return [f for f in forms if len(f) >= 6]
+
+
+class Hauld:
+    """A hauld config under dir (state dir, key file, password files) and
+    a runner for `hauld -1`."""
+
+    def __init__(self, binary, dir, key=True, log_level=None):
+        self.binary = binary
+        self.dir = dir
+        os.makedirs(dir, exist_ok=True)
+        self.state_dir = os.path.join(dir, "state")
+        self.conf = os.path.join(dir, "haul.conf")
+        self.key_file = os.path.join(dir, "haul.key")
+        if key:
+            make_key(self.key_file)
+        self.global_opts = {"state_dir": self.state_dir,
+                            "key_file": self.key_file}
+        if log_level:
+            self.global_opts["log_level"] = log_level
+        self.delivery_opts = {}
+        self.accounts = {}
+        self.secrets = set()
+        self.runs = []
+
+    # configuration
+    def delivery(self, **opts):
+        """Replace the delivery section (mode, target, lda_command, ...)."""
+        self.delivery_opts = dict(opts)
+        return self
+
+    def smtp(self, port, host="127.0.0.1", mode="smtp", **opts):
+        return self.delivery(mode=mode, target="%s:%d" % (host, port),
+                             **opts)
+
+    def lda(self, argv, **opts):
+        return self.delivery(mode="lda", lda_command=list(argv), **opts)
+
+    def account(self, name, password=None, **opts):
+        """Add or replace an account.  password: written to a 0600 file
+        (password_file) and remembered as a secret."""
+        opts = dict(opts)
+        opts.setdefault("protocol", "pop3")
+        if password is not None:
+            pw_file = os.path.join(self.dir, "%s.pass" % name)
+            write_secret_file(pw_file, password + "\n")
+            opts["password_file"] = pw_file
+            self.secrets.add(password)
+            # what SASL PLAIN would send for it (LOGIN: see _secret_forms)
+            user = opts.get("user", "")
+            for authz in ("", user):
+                self.secrets.add(base64.b64encode(
+                    ("%s\0%s\0%s" % (authz, user, password)).encode())
+                    .decode())
+        self.accounts[name] = opts
+        return self
+
+    def update(self, name, **opts):
+        self.accounts[name].update(opts)
+        return self
+
+    def render(self):
+        out = ["global {"]
+        out += ["\t%s = %s" % (k, _value(v))
+                for k, v in self.global_opts.items()]
+        out += ["}", "delivery {"]
+        out += ["\t%s = %s" % (k, _value(v))
+                for k, v in self.delivery_opts.items()]
+        out.append("}")
+        for name, opts in self.accounts.items():
+            out.append("account %s {" % _q(name))
+            out += ["\t%s = %s" % (k, _value(v)) for k, v in opts.items()]
+            out.append("}")
+        return "\n".join(out) + "\n"
+
+    def write(self, path=None):
+        path = path or self.conf
+        with open(path, "w") as f:
+            f.write(self.render())
+        return path
+
+    # running
+    def check_config(self, path=None):
+        """hauld -n -c CONF: (rc, output)."""
+        path = self.write(path)
+        r = _exec([self.binary, "-n", "-c", path], 15)
+        return r.rc, r.log + r.out
+
+    def run(self, debug=True, timeout=RUN_TIMEOUT, args=(), env=None):
+        """hauld -1 [-d] -c CONF: a Run (never raises on failure: check
+        it with Run.check())."""
+        self.write()
+        argv = [self.binary, "-1"] + (["-d"] if debug else []) + \
+            list(args) + ["-c", self.conf]
+        r = _exec(argv, timeout, env)
+        self.runs.append(r)
+        return r
+
+
+def _exec(argv, timeout, env=None):
+    """Run argv with output in temp files (an LDA child could hold a pipe
+    open); on timeout kill its process group and report."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=err, env=env, start_new_session=True)
+        timed_out = False
+        try:
+            rc = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            rc = p.wait(10)
+        err.seek(0)
+        out.seek(0)
+        log = err.read().decode("utf-8", "replace")
+        so = out.read().decode("utf-8", "replace")
+    return Run(argv, rc, log, so, time.monotonic() - t0, timed_out,
+               timeout)
+
+
+# --------------------------------------------------------------------------
+# smtp-sink
+
+
+def free_port():
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on 127.0.0.1:port, dumping every transaction
+    into dir.  options: extra smtp-sink arguments, e.g. ["-r", "RCPT"]
+    (4xx), ["-f", "."] (5xx after the data), ["-q", "."] (disconnect
+    without a reply), ["-L"] (LMTP)."""
+
+    def __init__(self, dir, options=(), port=None):
+        self.dir = dir
+        self.dump_dir = os.path.join(dir, "dump")
+        os.makedirs(self.dump_dir, exist_ok=True)
+        os.chmod(dir, 0o755)
+        shutil.chown(self.dump_dir, "nobody")
+        self.options = list(options)
+        self.port = port or free_port()
+        self.proc = None
+        self._log = open(os.path.join(dir, "smtp-sink.log"), "wb")
+
+    def start(self):
+        argv = ["smtp-sink", "-u", "nobody", "-d",
+                os.path.join(self.dump_dir, "m.")] + self.options + \
+            ["127.0.0.1:%d" % self.port, "64"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=self._log)
+        end = time.monotonic() + 10
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError("smtp-sink exited %d: %s" % (
+                    self.proc.returncode, self.logs()))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port),
+                                              timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > end:
+                    raise RuntimeError("smtp-sink did not start: " +
+                                       self.logs())
+                time.sleep(0.02)
+        return self
+
+    def logs(self):
+        try:
+            with open(os.path.join(self.dir, "smtp-sink.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")[-2000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+        self._log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def dumps(self):
+        """Dumped transactions (bytes, LF line ends), oldest first."""
+        out = []
+        names = sorted(os.listdir(self.dump_dir),
+                       key=lambda n: os.stat(
+                           os.path.join(self.dump_dir, n)).st_mtime_ns)
+        for n in names:
+            with open(os.path.join(self.dump_dir, n), "rb") as f:
+                out.append(f.read())
+        return out
+
+    def clear(self):
+        for n in os.listdir(self.dump_dir):
+            os.unlink(os.path.join(self.dump_dir, n))
+
+
+# --------------------------------------------------------------------------
+# Messages
+
+
+def header(data, name):
+    """First value of header name in data (unfolded), or None."""
+    head = re.split(rb"\r?\n\r?\n", data, maxsplit=1)[0]
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) +
+                  rb":[ \t]*(.*(?:\r?\n[ \t].*)*)", head)
+    if not m:
+        return None
+    return re.sub(rb"\r?\n[ \t]+", b" ", m.group(1)).strip().decode(
+        "latin-1")
+
+
+def message_ids(datas):
+    return [header(d, "Message-ID") for d in datas]
+
+
+def lda_script(path, body):
+    """Write an executable /bin/sh script (the LDA is execve'd, the
+    interpreter comes from the #! line)."""
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body.rstrip("\n") + "\n")
+    os.chmod(path, 0o755)
+    return path
