@@ -80,7 +80,11 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 {
 	struct engine	*e = a->eng;
 	uint64_t	 delay;
+	char		 reason[sizeof(a->last_error)];
 
+	/* why may point into the session, which goes now. */
+	str_lcpy(reason, why != NULL ? why : "", sizeof(reason));
+	why = reason;
 	pop3_session_free(&a->pop3);
 	a->state = ACCT_WAITING;
 	if (cls == ERR_NONE) {

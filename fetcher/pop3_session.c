@@ -209,7 +209,21 @@ maybe_finish(struct pop3_session *s)
 			session_end(s);
 		return;
 	}
-	if (s->p == NULL || s->finish_sent || outstanding(s))
+	if (s->p == NULL || outstanding(s))
+		return;
+	if (s->stopping && s->cur != NULL) {
+		/*
+		 * Shutting down mid-transfer: the message is neither
+		 * delivered nor deleted, so dropping the connection loses
+		 * nothing (and DELEs not yet committed by a QUIT are simply
+		 * sent again next time).
+		 */
+		msg_free(s, s->cur);
+		s->cur = NULL;
+		conn_gone(s);
+		return;
+	}
+	if (s->finish_sent)
 		return;
 	if (s->drained || s->err != ERR_NONE || s->stopping) {
 		s->finish_sent = 1;
