@@ -12,8 +12,8 @@
 #include "haul/conn.h"
 #include "haul/deliver.h"
 #include "haul/log.h"
+#include "haul/inject.h"
 #include "haul/message.h"
-#include "haul/origin.h"
 #include "haul/pop3.h"
 #include "haul/pop3_session.h"
 #include "haul/secret.h"
@@ -301,115 +301,19 @@ dlv_done(struct dlv_job *j, const struct dlv_result *r)
 static int
 submit(struct pop3_session *s, struct pop3_msg *m)
 {
-	const struct config_delivery *dc = &s->eng->cf->delivery;
-	const struct msgf_info *info = msgf_info(m->filter);
-	struct dlv_job	*j = &m->job;
-	struct token_fields tf;
-	struct trace_info ti;
-	struct buf	 tok = BUF_INIT;
-	char		 id[32];
-	const char	*from = "";
-	size_t		 i, n;
+	struct inject_src src = { "pop3", "INBOX", 0, m->uid, s->fetched };
 
-	memset(j, 0, sizeof(*j));
-	switch (dc->envelope_from) {
-	case ENVFROM_RETURN_PATH:
-		if (info->rp == MSGF_RP_ADDR && info->return_path != NULL &&
-		    smtp_addr_ok(info->return_path, 0))
-			from = info->return_path;
-		break;
-	case ENVFROM_NULL:
-		break;
-	case ENVFROM_FIXED:
-		from = dc->envelope_from_address;
-		break;
-	}
-	j->from = xstrdup(from);
-	if (dc->via_milter) {
-		j->rcpt = xcalloc(2, sizeof(*j->rcpt));
-		xasprintf(&j->rcpt[0], "%s@%s", s->cf->name,
-		    dc->placeholder_domain);
-		j->nrcpt = 1;
-	} else {
-		for (n = 0; s->cf->deliver_to != NULL &&
-		    s->cf->deliver_to[n] != NULL; n++)
-			;
-		if (n == 0) {
-			log_warnx(acct_name(s), "no deliver_to and via_milter "
-			    "is off: nowhere to deliver uid %s", m->uid);
-			return -1;
-		}
-		j->rcpt = xcalloc(n + 1, sizeof(*j->rcpt));
-		for (i = 0; i < n; i++)
-			j->rcpt[i] = xstrdup(s->cf->deliver_to[i]);
-		j->nrcpt = n;
-	}
-
-	if (s->eng->key.len > 0) {
-		memset(&tf, 0, sizeof(tf));
-		str_lcpy(tf.account, s->cf->name, sizeof(tf.account));
-		str_lcpy(tf.mailbox, "INBOX", sizeof(tf.mailbox));
-		tf.uidvalidity = 0;
-		str_lcpy(tf.uid, m->uid, sizeof(tf.uid));
-		tf.time = (int64_t)clock_wall();
-		if (token_make(&s->eng->key, &tf, &tok) == -1) {
-			log_warnx(acct_name(s), "cannot sign uid %s", m->uid);
-			buf_free(&tok);
-			return -1;
-		}
-	}
-	snprintf(id, sizeof(id), "%llx.%u",
-	    (unsigned long long)clock_wall(), s->fetched);
-	memset(&ti, 0, sizeof(ti));
-	ti.from_host = s->cf->host;
-	ti.proto = "pop3";
-	ti.account = s->cf->name;
-	ti.uid = m->uid;
-	ti.by_host = dc->helo_name;
-	ti.id = id;
-	ti.date = clock_wall();
-	ti.token = tok.len > 0 ? tok.data : NULL;
-	buf_init(&j->prefix, 0);
-	if (msg_trace_headers(&j->prefix, &ti) == -1) {
-		log_warnx(acct_name(s), "cannot build trace headers for uid "
-		    "%s", m->uid);
-		buf_free(&tok);
+	if (inject_build(&m->job, s->eng, s->cf, &src, m->spool,
+	    msgf_info(m->filter), &m->origin) == -1)
 		return -1;
-	}
-	buf_free(&tok);
-
-	if (info->nul_count > 0)
-		log_warnx(acct_name(s), "uid %s holds %llu NUL bytes; "
-		    "delivered as they are", m->uid,
-		    (unsigned long long)info->nul_count);
-	if ((dc->xclient || s->cf->xclient) && info->nreceived > 0) {
-		const char *vals[MSGF_MAX_RECEIVED];
-		size_t	 lens[MSGF_MAX_RECEIVED];
-
-		for (n = 0; n < info->nreceived && n < MSGF_MAX_RECEIVED; n++) {
-			vals[n] = info->received[n].text;
-			lens[n] = info->received[n].len;
-		}
-		if (origin_find(vals, lens, n, &m->origin) == 0) {
-			j->use_xclient = 1;
-			j->xclient.addr = m->origin.addr;
-			j->xclient.name = m->origin.name;
-			j->xclient.helo = m->origin.helo[0] ? m->origin.helo :
-			    NULL;
-		}
-	}
-	j->account = s->cf->name;
-	j->uid = m->uid;
-	j->spool = m->spool;
-	j->eightbit = info->eightbit > 0;
-	j->done = dlv_done;
-	j->arg = m;
+	m->job.done = dlv_done;
+	m->job.arg = m;
 	if (store_injecting(s->eng->store, s->mbox, m->uid, strlen(m->uid),
 	    NULL) == -1)
 		return -1;
 	m->state = PM_DELIVERING;
 	m->started_ms = clock_mono_ms();
-	dlv_submit(s->eng->dlv, j);
+	dlv_submit(s->eng->dlv, &m->job);
 	return 0;
 }
 

@@ -1,0 +1,39 @@
+/* ISC licence; see LICENSE. */
+#ifndef HAUL_INJECT_H
+#define HAUL_INJECT_H
+
+#include <stdint.h>
+
+#include "haul/deliver.h"
+#include "haul/origin.h"
+
+struct engine;
+struct config_account;
+struct msgf_info;
+struct spool;
+
+/*
+ * What a fetched message is injected as: the envelope (sender from the
+ * message's Return-Path or the configured policy; the account's
+ * recipients, or the placeholder that haul-milter rewrites), the
+ * prepended Received: and X-Haul-Token headers, and the XCLIENT origin.
+ * Shared by the POP3 and IMAP sessions.
+ */
+struct inject_src {
+	const char	*proto;		/* "pop3", "imap" */
+	const char	*mailbox;	/* "INBOX" for POP3 */
+	uint32_t	 uidvalidity;	/* 0 for POP3 */
+	const char	*uid;
+	unsigned	 seq;		/* per-session counter, for the id */
+};
+
+/*
+ * Fill j (zeroing it first) for spool/info; origin is storage the job's
+ * XCLIENT strings point into and must live as long as the job.  The
+ * caller sets j->done and j->arg.  Returns 0, or -1 (logged).
+ */
+int	 inject_build(struct dlv_job *j, struct engine *,
+	    const struct config_account *, const struct inject_src *,
+	    struct spool *, const struct msgf_info *, struct origin *origin);
+
+#endif
