@@ -39,7 +39,7 @@ state_name(const struct account *a)
 		return "paused";
 	switch (a->state) {
 	case ACCT_WAITING: return "idle";
-	case ACCT_RUNNING: return "fetching";
+	case ACCT_RUNNING: return a->idle_connected ? "idling" : "fetching";
 	case ACCT_BACKOFF: return "backoff";
 	case ACCT_DISABLED: return a->last_error[0] ? "error" : "disabled";
 	}

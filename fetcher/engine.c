@@ -15,6 +15,7 @@
 #include "haul/control.h"
 #include "haul/deliver.h"
 #include "haul/engine.h"
+#include "haul/imap_session.h"
 #include "haul/lda.h"
 #include "haul/log.h"
 #include "haul/pop3_session.h"
@@ -49,7 +50,8 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	a->progress_done = a->progress_total = 0;
 	a->last_attempt = clock_wall();
 	a->sessions++;
-	if (pop3_session_start(a) == -1)
+	if ((a->cf->protocol == PROTO_IMAP ? imap_account_start(a) :
+	    pop3_session_start(a)) == -1)
 		engine_session_done(a, ERR_LOCAL, "cannot start a session");
 }
 
@@ -86,6 +88,8 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 	str_lcpy(reason, why != NULL ? why : "", sizeof(reason));
 	why = reason;
 	pop3_session_free(&a->pop3);
+	imap_account_free(&a->imap);
+	a->idle_connected = 0;
 	a->state = ACCT_WAITING;
 	if (cls == ERR_NONE) {
 		a->failures = 0;
@@ -201,12 +205,18 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 	for (i = 0; i < e->naccounts; i++) {
 		struct account *a = &e->accounts[i];
 
-		if (a->pop3 == NULL)
-			continue;
-		if (ok)
-			pop3_session_durable(a->pop3);
-		else
-			pop3_session_store_failed(a->pop3);
+		if (a->pop3 != NULL) {
+			if (ok)
+				pop3_session_durable(a->pop3);
+			else
+				pop3_session_store_failed(a->pop3);
+		}
+		if (a->imap != NULL) {
+			if (ok)
+				imap_account_durable(a->imap);
+			else
+				imap_account_store_failed(a->imap);
+		}
 	}
 	if (!ok) {
 		log_warnx(NULL, "the UID store could not commit; nothing it "
@@ -248,6 +258,8 @@ stop_cb(evutil_socket_t sig, short ev, void *arg)
 		evtimer_del(a->timer);
 		if (a->pop3 != NULL)
 			pop3_session_stop(a->pop3);
+		if (a->imap != NULL)
+			imap_account_stop(a->imap);
 	}
 	if (all_idle(e))
 		event_base_loopexit(e->base, NULL);
@@ -354,14 +366,6 @@ engine_new(struct config *cf, int oneshot)
 			a->state = ACCT_DISABLED;
 			continue;
 		}
-		if (a->cf->protocol != PROTO_POP3) {
-			a->state = ACCT_DISABLED;
-			str_lcpy(a->last_error, "IMAP fetching is not "
-			    "implemented in this version",
-			    sizeof(a->last_error));
-			log_warnx(a->cf->name, "%s", a->last_error);
-			continue;
-		}
 		a->state = ACCT_WAITING;
 	}
 	buf_free(&err);
@@ -418,6 +422,7 @@ engine_free(struct engine **ep)
 	*ep = NULL;
 	for (i = 0; i < e->naccounts; i++) {
 		pop3_session_free(&e->accounts[i].pop3);
+		imap_account_free(&e->accounts[i].imap);
 		if (e->accounts[i].timer != NULL)
 			event_free(e->accounts[i].timer);
 	}

@@ -20,6 +20,7 @@
 struct store;
 struct delivery;
 struct pop3_session;
+struct imap_account;
 
 enum account_state {
 	ACCT_WAITING,		/* next poll scheduled */
@@ -34,6 +35,7 @@ struct account {
 	enum account_state	 state;
 	struct event		*timer;
 	struct pop3_session	*pop3;
+	struct imap_account	*imap;
 	int			 paused;
 	int			 idle_connected;
 	unsigned		 progress_done;	/* this session */
