@@ -136,7 +136,8 @@ asan: deps
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	    $(BUILD)/asan/hauld $(BUILD)/asan/haul-milter $(BUILD)/asan/haulctl \
 	    $(BUILD)/asan/tests/unit test-helpers
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    bash tests/run.sh $(BUILD)/asan
 
 # hauld under valgrind (memcheck, leaks) through the POP3 integration

@@ -156,6 +156,11 @@ class Run:
         plus the ones given)."""
         assert not self.timed_out, "hauld -1 did not finish in %gs " \
             "(killed)\n%s" % (self.timeout, self.tail())
+        # Under `make asan` a sanitizer report is a failure whatever the
+        # exit code says.
+        for mark in ("Sanitizer", "runtime error:"):
+            assert mark not in self.log, "sanitizer report:\n" + \
+                self.log[self.log.find(mark) - 200:][:3000]
         assert self.rc >= 0, "hauld was killed by signal %d\n%s" % (
             -self.rc, self.tail())
         assert self.rc in (0, 1) and self.rc in rcs, \

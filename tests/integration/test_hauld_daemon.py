@@ -82,6 +82,9 @@ class Daemon:
         self.proc.send_signal(sig)
         rc = self.proc.wait(t)
         self.log.close()
+        text = self.text()
+        for mark in ("Sanitizer", "runtime error:"):
+            assert mark not in text, "sanitizer report:\n" + text[-3000:]
         return rc
 
 
