@@ -43,6 +43,8 @@ CTL_SRCS := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 TEST_SRCS := $(wildcard tests/lib/*.c tests/fetcher/*.c tests/plugin/*.c \
 	     tests/ctl/*.c)
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -55,9 +57,12 @@ MILTER := $(BUILD)/haul-milter
 HAULCTL := $(BUILD)/haulctl
 UNIT := $(BUILD)/tests/unit
 HELPERS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/%,$(HELPER_SRCS))
+REPLAYS := $(patsubst %,$(BUILD)/fuzz/%-replay,$(FUZZ_NAMES))
 BINS := $(HAULD) $(MILTER) $(HAULCTL)
 
-.PHONY: all test unit integration asan valgrind install clean deps check-config
+.PHONY: all test unit integration asan valgrind install clean deps check-config \
+	fuzz test-helpers demo
+SHELL := /bin/bash
 .DEFAULT_GOAL := all
 
 all: $(BINS)
@@ -109,6 +114,14 @@ $(UNIT): $(call obj,$(TEST_SRCS)) $(LIBFET) $(LIBPLG) $(LIBCTL) $(LIBHAUL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CRIT_LIBS) $(MILTER_LIBS) $(PKG_LIBS) -lm
 
+# Fuzz harnesses with a plain main() that replays the saved corpus (no
+# libFuzzer needed): `make test` runs every saved input through them.
+$(BUILD)/fuzz/%-replay: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o \
+    $(LIBFET) $(LIBHAUL)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 $(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(LIBFET) $(LIBHAUL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -124,7 +137,7 @@ test: deps
 	    $(BUILD)/test/tests/unit test-helpers
 	@bash tests/run.sh $(BUILD)/test
 
-test-helpers: $(HELPERS)
+test-helpers: $(HELPERS) $(REPLAYS)
 
 unit: deps
 	@$(MAKE) --no-print-directory TEST_HOOKS=1 BUILD=$(BUILD)/test $(BUILD)/test/tests/unit
@@ -158,6 +171,33 @@ valgrind: deps
 		find $(BUILD)/valgrind -name '*.log' -size +0 -exec cat {} +; \
 		echo "valgrind: errors above"; exit 1; \
 	else echo "valgrind: clean ($$(ls $(BUILD)/valgrind | wc -l) hauld runs)"; fi
+
+# libFuzzer runs (clang): FUZZ_SECONDS per target, growing the corpora in
+# tests/fuzz/corpus/; crashes land in build/fuzzer/artifacts/.  FUZZ=name
+# runs one target.  The config target skips leak checks: libconfuse leaks
+# a few bytes on some malformed inputs (docs/security.md).
+FUZZ_SECONDS ?= 60
+FUZZ ?= $(FUZZ_NAMES)
+fuzz: deps
+	@$(MAKE) --no-print-directory CC=clang TEST_HOOKS=1 BUILD=$(BUILD)/fuzzer \
+	    OPT="-O1 -g" SAN="-fsanitize=fuzzer-no-link,address,undefined" \
+	    $(BUILD)/fuzzer/libfetcher.a $(BUILD)/fuzzer/libhaul.a \
+	    $(patsubst %,$(BUILD)/fuzzer/tests/fuzz/%.o,$(FUZZ))
+	@for f in $(FUZZ); do \
+		clang -fsanitize=fuzzer,address,undefined -o $(BUILD)/fuzzer/$$f \
+		    $(BUILD)/fuzzer/tests/fuzz/$$f.o $(BUILD)/fuzzer/libfetcher.a \
+		    $(BUILD)/fuzzer/libhaul.a $(PKG_LIBS) -lm || exit 1; \
+		mkdir -p tests/fuzz/corpus/$$f; \
+		echo "== $$f ($(FUZZ_SECONDS)s)"; \
+		mkdir -p $(BUILD)/fuzzer/artifacts; \
+		leaks=1; [ $$f = fuzz_config ] && leaks=0; \
+		ASAN_OPTIONS=detect_leaks=$$leaks $(BUILD)/fuzzer/$$f \
+		    -max_total_time=$(FUZZ_SECONDS) -detect_leaks=$$leaks \
+		    -artifact_prefix=$(BUILD)/fuzzer/artifacts/$$f- \
+		    -print_final_stats=1 tests/fuzz/corpus/$$f 2>&1 | \
+		    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|crash' ; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+	done
 
 check-config: $(HAULD) $(MILTER)
 	$(HAULD) -n -c etc/haul.conf

@@ -32,16 +32,11 @@ clock_wall(void)
 	 * builds only.
 	 */
 	{
-		static long	 offset = -1;
+		/* Read each time: no lazily set static that threads race on. */
+		const char *e = getenv("HAUL_TEST_WALL_OFFSET");
+		long	 offset = e != NULL ? strtol(e, NULL, 10) : 0;
 
-		if (offset == -1) {
-			const char *e = getenv("HAUL_TEST_WALL_OFFSET");
-
-			offset = e != NULL ? strtol(e, NULL, 10) : 0;
-			if (offset < 0)
-				offset = 0;
-		}
-		return time(NULL) + offset;
+		return time(NULL) + (offset > 0 ? offset : 0);
 	}
 #else
 	return time(NULL);

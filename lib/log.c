@@ -15,7 +15,8 @@
 
 static const char	*log_ident = "haul";
 static int		 log_foreground = 1;
-static enum log_level	 log_level = LOG_LVL_INFO;
+/* Atomic: haul-milter's callbacks read it on libmilter's threads. */
+static _Atomic int	 log_level = LOG_LVL_INFO;
 static log_sink_fn	 log_sink;
 static void		*log_sink_arg;
 
@@ -83,7 +84,7 @@ log_set_level(enum log_level lvl)
 enum log_level
 log_get_level(void)
 {
-	return log_level;
+	return (enum log_level)log_level;
 }
 
 void
@@ -154,7 +155,7 @@ log_vmsg(enum log_level lvl, const char *acct, const char *fmt, va_list ap)
 {
 	char	 line[LOG_LINE_MAX + 256], msg[LOG_LINE_MAX], clean[LOG_LINE_MAX];
 
-	if (lvl > log_level)
+	if ((int)lvl > log_level)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/*

@@ -25,6 +25,19 @@ fi
 u_fail=$((u_fail + u_crash))
 [ "$unit_rc" -ne 0 ] && [ "$u_fail" -eq 0 ] && u_fail=1
 
+echo "== fuzz corpus replay"
+f_pass=0; f_fail=0
+for r in "$BUILD"/fuzz/*-replay; do
+	[ -x "$r" ] || continue
+	name=$(basename "$r" -replay)
+	if "$r" "tests/fuzz/corpus/$name"; then
+		f_pass=$((f_pass + 1))
+	else
+		echo "FAIL fuzz replay $name"
+		f_fail=$((f_fail + 1))
+	fi
+done
+
 echo "== integration tests"
 int_out=$(mktemp)
 python3 -u tests/integration/run.py --build "$BUILD" 2>&1 | tee "$int_out"
@@ -40,7 +53,7 @@ if [ -z "$line" ] || { [ "$int_rc" -ne 0 ] && [ "$i_fail" -eq 0 ]; }; then
 	i_fail=$((i_fail + 1))
 fi
 
-pass=$((u_pass + i_pass))
-fail=$((u_fail + i_fail))
+pass=$((u_pass + i_pass + f_pass))
+fail=$((u_fail + i_fail + f_fail))
 echo "total: $pass passed, $fail failed, $i_skip skipped"
 [ "$fail" -eq 0 ]
