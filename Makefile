@@ -129,6 +129,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/helpers/%.o $(LIBFET) $(LIBHAUL)
 deps:
 	@sh .ci/deps.sh
 
+# The README's first command: install what is missing, build, then show
+# hauld's job end to end on 127.0.0.1 (docs/demo.md); KEEP=1 leaves it
+# running.  The build is a sub-make: PKG_CFLAGS/PKG_LIBS above were
+# computed before deps could install the libraries.
+demo: deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD) all
+	@python3 demo/demo.py --build $(BUILD) $(if $(filter-out 0 no,$(KEEP)),--keep)
+
 # The README's test command: install what is missing, build, run every
 # unit and integration test.  The last line is the overall summary.
 test: deps

@@ -156,8 +156,12 @@ void
 engine_pause(struct account *a, int on)
 {
 	a->paused = on;
-	if (on)
+	if (on) {
 		evtimer_del(a->timer);
+		/* An IDLE session never ends by itself: end it now. */
+		if (a->imap != NULL)
+			imap_account_stop(a->imap);
+	}
 	else if (a->state != ACCT_RUNNING && a->state != ACCT_DISABLED)
 		account_schedule(a, 0);
 }

@@ -820,8 +820,11 @@ folder_continue(struct folder *f)
 		    f->uidvalidity, hwm) == 0)
 			engine_want_commit(f->eng);
 	}
-	if (f->round_fail == 0)
+	if (f->round_fail == 0) {
 		f->recovering = 0;
+		/* IDLE sessions do not end: a clean round is the success. */
+		f->acct->last_success = clock_wall();
+	}
 	if (f->cur + 1 < f->nnames) {
 		f->cur++;
 		select_current(f);
