@@ -217,7 +217,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			    strerror(serr));
 			return;
 		}
-		if (c->ssl != NULL && (e != 0 || was != CS_OPEN)) {
+		if (c->ssl != NULL && was == CS_OPEN) {
+			char	 s[256];
+
+			/* Mid-session: a truncated or broken stream, not a
+			 * handshake problem. */
+			ERR_error_string_n(e, s, sizeof(s));
+			conn_fail(c, ERR_NETWORK, "%s: connection lost: %s",
+			    c->peer, e != 0 ? s : "TLS stream ended");
+			return;
+		}
+		if (c->ssl != NULL) {
 			struct buf	 why = BUF_INIT;
 
 			tls_describe_failure(c->ssl, e, &why);

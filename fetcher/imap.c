@@ -725,8 +725,12 @@ untagged_status(struct imap *p, const struct imap_response *r)
 		return;
 	if (imap_code_is(r, "ALERT"))
 		log_warnx(p->account, "imap: server alert: %s", tmp);
-	else if (r->cond == IMAP_COND_NO || r->cond == IMAP_COND_BAD)
+	else if (r->cond == IMAP_COND_NO || r->cond == IMAP_COND_BAD) {
 		log_warnx(p->account, "imap: server warning: %s", tmp);
+		/* The mailbox may be gone or rebuilt: let the owner look. */
+		if (p->cb.warning != NULL)
+			p->cb.warning(p->arg);
+	}
 }
 
 /* Untagged data: capabilities here, mailbox data in imap_mbox.c. */

@@ -87,6 +87,7 @@ struct folder {
 	struct event	*end_ev;
 	int		 conn_dead;
 	int		 ended;
+	int		 reselect;	/* SELECT again after this IDLE */
 	int		 deadline_armed;
 	size_t		 progress;
 	unsigned	 fetched;
@@ -603,7 +604,16 @@ cb_msg_failed(void *arg, uint32_t uid, enum imap_fail why, const char *text)
 		    "fetched", fname(f), uid);
 		return 0;
 	case IMAP_FAIL_TOO_BIG:
-		return cb_too_big(arg, uid, f->cf->max_message_size + 1);
+		/*
+		 * Its listed size was within max_message_size (or too_big
+		 * would have been called): the body's literal contradicts
+		 * the listing.  A protocol error; try again later, never
+		 * write the message off.
+		 */
+		note_fail(f, uid);
+		folder_fail(f, ERR_PROTOCOL, "folder %s uid %u: body larger "
+		    "than the size the server listed", fname(f), uid);
+		return 0;
 	case IMAP_FAIL_NO:
 	case IMAP_FAIL_NIL:
 		break;
@@ -621,6 +631,22 @@ cb_exists(void *arg, uint32_t n)
 
 	/* New mail while idling: leave IDLE, then fetch (op_done). */
 	if (f->phase == FP_IDLE && f->p != NULL) {
+		imap_idle_done(f->p);
+		flush(f);
+	}
+}
+
+static void
+cb_warning(void *arg)
+{
+	struct folder	*f = arg;
+
+	/*
+	 * Trouble with the mailbox we idle on (deleted, rebuilt): leave
+	 * IDLE and SELECT it again, which also reveals a new UIDVALIDITY.
+	 */
+	if (f->phase == FP_IDLE && f->p != NULL) {
+		f->reselect = 1;
 		imap_idle_done(f->p);
 		flush(f);
 	}
@@ -713,6 +739,11 @@ cb_op_done(void *arg, enum imap_op op, int ok, const char *text)
 			leave(f);
 			return;
 		}
+		if (f->reselect) {
+			f->reselect = 0;
+			select_current(f);
+			return;
+		}
 		start_round(f);
 		return;
 	case IMAP_OP_NOOP:
@@ -731,6 +762,7 @@ static const struct imap_cb machine_cb = {
 	.msg_end = cb_msg_end,
 	.msg_failed = cb_msg_failed,
 	.exists = cb_exists,
+	.warning = cb_warning,
 	.action_done = cb_action_done,
 	.mailbox = cb_mailbox,
 	.status = NULL,
@@ -765,8 +797,13 @@ refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct folder	*f = arg;
 
-	/* RFC 2177: leave and re-enter IDLE before the server's 30 min. */
+	/*
+	 * RFC 2177: leave and re-enter IDLE before the server's 30 min.
+	 * SELECT again on the way, so a mailbox rebuilt under us (new
+	 * UIDVALIDITY) is noticed at least this often.
+	 */
 	if (f->phase == FP_IDLE && f->p != NULL) {
+		f->reselect = 1;
 		imap_idle_done(f->p);
 		flush(f);
 	}

@@ -441,6 +441,12 @@ struct imap_cb {
 		    const char *text);
 	/* Optional: EXISTS in the selected mailbox (new mail, in IDLE too). */
 	void	(*exists)(void *arg, uint32_t n);
+	/*
+	 * Optional: an untagged NO or BAD (after TLS, if any): the server
+	 * reports trouble, e.g. with the selected mailbox (Dovecot when it
+	 * is deleted under an IDLE session).  May call imap_idle_done().
+	 */
+	void	(*warning)(void *arg);
 	/* Optional: an imap_mark_seen/delete/move finished. */
 	void	(*action_done)(void *arg, enum imap_action, uint32_t uid,
 		    int ok);
