@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -33,6 +34,39 @@
 static void	account_schedule(struct account *, uint64_t delay_ms);
 static void	commit_cb(evutil_socket_t, short, void *);
 
+static struct host_load *
+host_load(struct engine *e, const char *host)
+{
+	size_t	 i;
+
+	for (i = 0; i < e->nhosts; i++)
+		if (strcasecmp(e->hosts[i].host, host) == 0)
+			return &e->hosts[i];
+	e->hosts = xreallocarray(e->hosts, e->nhosts + 1, sizeof(*e->hosts));
+	e->hosts[e->nhosts].host = xstrdup(host);
+	e->hosts[e->nhosts].active = 0;
+	return &e->hosts[e->nhosts++];
+}
+
+static void
+host_release(struct account *a)
+{
+	struct host_load *h;
+
+	if (!a->host_slot)
+		return;
+	a->host_slot = 0;
+	h = host_load(a->eng, a->cf->host);
+	if (h->active > 0)
+		h->active--;
+}
+
+void
+engine_account_idle(struct account *a)
+{
+	host_release(a);
+}
+
 static void
 account_run(evutil_socket_t fd, short ev, void *arg)
 {
@@ -45,6 +79,21 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	if (!engine_store_ok(e)) {
 		account_schedule(a, 10000);
 		return;
+	}
+	{
+		struct host_load *h = host_load(e, a->cf->host);
+
+		/*
+		 * At the host's cap: try again shortly (with jitter, so the
+		 * waiting accounts do not all retry at once).  Not a
+		 * failure: no backoff.
+		 */
+		if (h->active >= e->cf->global.max_connections_per_host) {
+			account_schedule(a, 200 + sched_rng_default() % 800);
+			return;
+		}
+		h->active++;
+		a->host_slot = 1;
 	}
 	a->state = ACCT_RUNNING;
 	a->progress_done = a->progress_total = 0;
@@ -89,6 +138,7 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 	why = reason;
 	pop3_session_free(&a->pop3);
 	imap_account_free(&a->imap);
+	host_release(a);
 	a->idle_connected = 0;
 	a->state = ACCT_WAITING;
 	if (cls == ERR_NONE) {
@@ -122,15 +172,21 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 	}
 	if (a->min_delay_s > 0 && delay < (uint64_t)a->min_delay_s * 1000)
 		delay = (uint64_t)a->min_delay_s * 1000;
-	if (e->oneshot) {
+	if (e->oneshot && !e->stopping) {
+		size_t	 i;
+
 		if (cls != ERR_NONE)
 			e->exit_code = 1;
 		a->state = cls == ERR_NONE ? ACCT_WAITING : ACCT_BACKOFF;
-		if (all_idle(e)) {
-			/* Record the last acceptances before leaving. */
-			commit_cb(-1, 0, e);
-			event_base_loopexit(e->base, NULL);
-		}
+		a->ran_once = 1;
+		/* Accounts still waiting (e.g. for a host slot) keep us. */
+		for (i = 0; i < e->naccounts; i++)
+			if (e->accounts[i].state != ACCT_DISABLED &&
+			    !e->accounts[i].ran_once)
+				return;
+		/* Record the last acceptances before leaving. */
+		commit_cb(-1, 0, e);
+		event_base_loopexit(e->base, NULL);
 		return;
 	}
 	if (e->stopping) {
@@ -431,6 +487,9 @@ engine_free(struct engine **ep)
 			event_free(e->accounts[i].timer);
 	}
 	free(e->accounts);
+	for (i = 0; i < e->nhosts; i++)
+		free(e->hosts[i].host);
+	free(e->hosts);
 	control_free(&e->ctl);
 	dlv_free(&e->dlv);
 	if (e->ev_commit != NULL)

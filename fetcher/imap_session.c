@@ -822,6 +822,15 @@ go_idle(struct folder *f)
 	}
 	flush(f);
 	f->acct->idle_connected = 1;
+	{
+		size_t	 i;
+
+		for (i = 0; i < f->ia->nf; i++)
+			if (f->ia->f[i]->phase != FP_IDLE)
+				break;
+		if (i == f->ia->nf)
+			engine_account_idle(f->acct);
+	}
 	/* Jittered down by up to 10 % so sessions do not refresh together. */
 	ms -= sched_next_delay_ms(f->cf->idle_refresh / 10 + 1,
 	    sched_rng_default) % (ms / 10 + 1);

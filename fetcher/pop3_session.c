@@ -793,14 +793,28 @@ void
 pop3_session_stop(struct pop3_session *s)
 {
 	s->stopping = 1;
-	if (s->p != NULL && !s->conn_dead)
-		pop3_abort(s->p);
+	if (s->p == NULL || s->conn_dead) {
+		if (s->conn != NULL)
+			conn_gone(s);	/* not even connected yet */
+		return;
+	}
+	if (!outstanding(s) && (s->cur != NULL || pop3_waiting(s->p))) {
+		/*
+		 * Nothing of ours is in flight, but the server is busy (a
+		 * RETR under way): waiting would only stretch the shutdown.
+		 * Dropping loses nothing; DELEs not committed by a QUIT are
+		 * sent again next time.
+		 */
+		if (s->cur != NULL) {
+			msg_free(s, s->cur);
+			s->cur = NULL;
+		}
+		conn_gone(s);
+		return;
+	}
+	pop3_abort(s->p);
 	flush(s);
 	maybe_finish(s);
-	if (s->p == NULL && s->conn != NULL) {
-		/* Not even connected yet. */
-		conn_gone(s);
-	}
 }
 
 void

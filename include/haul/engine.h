@@ -37,6 +37,8 @@ struct account {
 	struct pop3_session	*pop3;
 	struct imap_account	*imap;
 	int			 paused;
+	int			 host_slot;	/* counts toward its host's cap */
+	int			 ran_once;	/* -1: its one session is over */
 	int			 idle_connected;
 	unsigned		 progress_done;	/* this session */
 	unsigned		 progress_total;
@@ -51,6 +53,12 @@ struct account {
 	uint64_t		 delivered, refused, bytes, sessions;
 };
 
+/* Sessions (not idle connections) under way per upstream host. */
+struct host_load {
+	char			*host;
+	unsigned		 active;
+};
+
 struct engine {
 	struct event_base	*base;
 	struct evdns_base	*dns;
@@ -61,6 +69,8 @@ struct engine {
 	struct control		*ctl;
 	struct account		*accounts;
 	size_t			 naccounts;
+	struct host_load	*hosts;
+	size_t			 nhosts;
 	char			*spool_dir;
 	struct event		*ev_term, *ev_int, *ev_chld, *ev_commit;
 	struct event		*ev_shutdown;
@@ -90,6 +100,12 @@ void		 engine_session_done(struct account *, enum err_class,
 int		 engine_fetch_now(struct account *);
 /* Stop (1) or restart (0) scheduling an account. */
 void		 engine_pause(struct account *, int);
+/*
+ * Every folder of an IMAP account is idling: its connections stop
+ * counting toward the host's max_connections_per_host, which bounds the
+ * sessions that log in and fetch, not the ones that wait for push.
+ */
+void		 engine_account_idle(struct account *);
 /* The store is unusable; sessions must not delete anything now. */
 int		 engine_store_ok(const struct engine *);
 
