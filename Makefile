@@ -10,7 +10,9 @@ PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
 BINDIR	?= $(PREFIX)/bin
 MANDIR	?= $(PREFIX)/share/man
-SYSCONFDIR ?= $(PREFIX)/etc
+# The daemons read /etc/haul/haul.conf by default, whatever PREFIX is.
+SYSCONFDIR ?= /etc
+UNITDIR	?= $(PREFIX)/lib/systemd/system
 DESTDIR	?=
 
 CC	?= cc
@@ -219,6 +221,16 @@ install: all
 	install -m 0644 etc/haul.conf $(DESTDIR)$(SYSCONFDIR)/haul/haul.conf.sample
 	install -m 0644 etc/accounts.d/example.conf \
 	    $(DESTDIR)$(SYSCONFDIR)/haul/accounts.d/example.conf.sample
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR)
+	install -m 0644 man/haul.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/hauld.8 man/haul-milter.8 man/haulctl.8 \
+	    $(DESTDIR)$(MANDIR)/man8/
+	for u in hauld haul-milter; do \
+		sed 's|/usr/local/sbin/|$(SBINDIR)/|g' etc/systemd/$$u.service \
+		    > $(DESTDIR)$(UNITDIR)/$$u.service && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.service || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD)

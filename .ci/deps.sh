@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential clang pkg-config openssl libssl-dev libconfuse-dev
 libevent-dev libsqlite3-dev libmilter-dev libcriterion-dev miltertest
 dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix sqlite3
-valgrind python3"
+valgrind python3 groff-base"
 
 missing=""
 for p in $PKGS; do

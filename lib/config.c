@@ -889,6 +889,8 @@ config_load(const char *path, struct config_errors *errs)
 		config_check_duplicates(&c.base, c.accts, c.acctfile,
 		    c.naccts);
 		convert_globals(&c, cf);
+		config_check_multidrop_route(&c.base, &cf->delivery, c.accts,
+		    c.acctfile, c.naccts);
 	}
 	cur = NULL;
 	cfg_free(c.root);

@@ -394,3 +394,26 @@ config_check_duplicates(struct cload *c, const struct config_account *accts,
 	}
 	free(v);
 }
+
+void
+config_check_multidrop_route(struct cload *c, const struct config_delivery *d,
+    const struct config_account *accts, const int *files, size_t n)
+{
+	struct loc	 at;
+	size_t		 i;
+	char		 t[SHOWN_MAX], scope[SHOWN_MAX + 16];
+
+	if (d->via_milter)
+		return;
+	for (i = 0; i < n; i++) {
+		if (!accts[i].multidrop || !accts[i].enabled)
+			continue;
+		snprintf(scope, sizeof(scope), "account \"%s\"",
+		    config_shown(accts[i].name, t, sizeof(t)));
+		at.file = files[i];
+		at.line = accts[i].line;
+		config_error(c, at, scope, "multidrop = true needs "
+		    "delivery.via_milter = yes (haul-milter maps the "
+		    "recipients)");
+	}
+}

@@ -137,6 +137,10 @@ void	 config_check_account(struct cload *, struct seclocs *,
 void	 config_check_delivery(struct cload *, struct seclocs *,
 	    struct config_delivery *);
 /* Report every account name defined twice. */
+/* Multidrop is mapped by haul-milter: it needs delivery.via_milter. */
+void	 config_check_multidrop_route(struct cload *,
+	    const struct config_delivery *, const struct config_account *,
+	    const int *files, size_t n);
 void	 config_check_duplicates(struct cload *,
 	    const struct config_account *, const int *files, size_t n);
 

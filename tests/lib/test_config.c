@@ -318,7 +318,8 @@ Test(config, every_enum)
 		    POP("a%zu", "auth = \"%s\"\n"), i, auths[i]);
 	snprintf(text + n, sizeof(text) - (size_t)n,
 	    "milter { on_error = accept }\n"
-	    "delivery { mode = LMTP\n target = \"unix:/run/lmtp\" }\n"
+	    "delivery { mode = LMTP\n target = \"unix:/run/lmtp\"\n"
+	    " via_milter = yes }\n"
 	    ACCT("m", "multidrop = true\nmultidrop_domains = {\"ex.org\"}\n"
 	    "multidrop_unknown = default\n"
 	    "multidrop_default = \"postmaster@ex.org\"\n"));
@@ -349,6 +350,10 @@ Test(config, enum_errors)
 	one_error("milter {\n\n on_error = reject\n}\n", 3, "on_error");
 	one_error(ACCT("a", "multidrop_unknown = bounce\n"), 7,
 	    "multidrop_unknown");
+	/* Multidrop recipients are mapped by the milter. */
+	one_error(ACCT("a", "multidrop = true\n"
+	    "multidrop_domains = {\"ex.org\"}\n"), 1,
+	    "multidrop = true needs delivery.via_milter = yes");
 	one_error("global { log_level = loud }\n", 1, "log_level");
 	one_error("global { log_facility = \"kern2\" }\n", 1, "log_facility");
 	one_error("global {\n use_syslog = yes\n}\n", 2,
@@ -659,8 +664,8 @@ Test(config, account_rules)
 	    "delete_after_days needs keep = true");
 	one_error("account \"a\" {\n protocol = imap\n host = h\n user = u\n"
 	    " password_file = pw\n}\n", 1, "deliver_to is required");
-	one_error(ACCT("a", "multidrop = true\n"), 7,
-	    "needs multidrop_domains");
+	one_error("delivery { via_milter = yes }\n"
+	    ACCT("a", "multidrop = true\n"), 8, "needs multidrop_domains");
 	one_error(ACCT("a", "\nmultidrop_unknown = default\n"), 8,
 	    "needs multidrop_default");
 	one_error(ACCT("a", "multidrop_header = \"Received\"\n"), 7,
@@ -690,7 +695,8 @@ Test(config, account_rules_that_pass)
 	struct config			*cf;
 	const struct config_account	*a;
 
-	cf = load_ok(POP("a", "auth = apop\n")
+	cf = load_ok("delivery { via_milter = yes }\n"
+	    POP("a", "auth = apop\n")
 	    ACCT("b", "multidrop = true\nmultidrop_domains = {\"ex.org\"}\n"
 	    "multidrop_header = \"x-original-to\"\nmultidrop_hop = 2\n"
 	    "multidrop_rewrite_domain = \"local.test\"\n")
