@@ -834,6 +834,7 @@ go_idle(struct folder *f)
 	/* Jittered down by up to 10 % so sessions do not refresh together. */
 	ms -= sched_next_delay_ms(f->cf->idle_refresh / 10 + 1,
 	    sched_rng_default) % (ms / 10 + 1);
+	ms = clock_timer_ms(ms);
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	evtimer_add(f->refresh, &tv);

@@ -74,3 +74,19 @@ clock_is_frozen(void)
 {
 	return frozen;
 }
+
+uint64_t
+clock_timer_ms(uint64_t ms)
+{
+#ifdef HAUL_TEST_HOOKS
+	const char	*e = getenv("HAUL_TEST_TIME_SCALE");
+	long		 scale = e != NULL ? strtol(e, NULL, 10) : 1;
+
+	if (scale > 1) {
+		ms /= (uint64_t)scale;
+		if (ms == 0)
+			ms = 1;
+	}
+#endif
+	return ms;
+}

@@ -16,6 +16,14 @@ uint64_t clock_mono_ms(void);
 /* Wall-clock seconds since the epoch (for tokens and the UID store). */
 time_t	 clock_wall(void);
 
+/*
+ * The length to arm a long protocol timer with (the 29-minute IDLE
+ * refresh).  Test builds divide it by HAUL_TEST_TIME_SCALE so the
+ * integration tests see a refresh without waiting half an hour; release
+ * builds return ms unchanged.
+ */
+uint64_t clock_timer_ms(uint64_t ms);
+
 /* Test control: freeze both clocks at the given values. */
 void	 clock_freeze(uint64_t mono_ms, time_t wall);
 /* Move frozen clocks forward by ms (wall moves by ms / 1000). */

@@ -26,7 +26,7 @@ from haulfix import timeout
 from hauldrun import Hauld, SmtpSink, header, message_ids
 from imaprun import (Daemon, commands_matching, delivered, delivered_uids,
                      expected_form, folder_ends, haul_origin, imap_account,
-                     sink_payload, strip_prepended)
+                     need_test_hooks, sink_payload, strip_prepended)
 
 TIMEOUT = 40
 
@@ -802,6 +802,33 @@ def test_idle_one_connection_per_folder_up_to_max(env):
         c.srv.add_message("INBOX", sample_message(7))
         assert c.srv.wait_for(lambda: len(c.sink.dumps()) == 6, 5)
         assert d.stop() == 0
+
+
+@timeout(30)
+def test_idle_refresh_before_29_minutes(env):
+    """RFC 2177: the default idle_refresh (1740 s, jittered down by up to
+    10 %) with the test builds' timer scale (1000x): hauld leaves IDLE
+    with DONE, SELECTs the folder again and idles again on the same
+    connection, between 1.57 and 1.74 s (scaled 1566..1740 s)."""
+    need_test_hooks(env.hauld)
+    with _daemon_case(env) as c:
+        with Daemon(c.h, env=dict(os.environ,
+                                  HAUL_TEST_TIME_SCALE="1000")) as d:
+            assert d.ctl("fetch", "fake").returncode == 0
+            assert c.srv.wait_idling(1, "INBOX"), d.tail()
+            t0 = time.monotonic()
+            assert c.srv.wait_for(
+                lambda: c.srv.sessions[0].idle_count >= 2, 5), d.tail()
+            took = time.monotonic() - t0
+            env.log("IDLE refreshed after %.3fs (scaled)" % took)
+            assert 1.3 < took < 1.9, took
+            assert c.srv.connections == 1, "refresh must not reconnect"
+            assert [ln.raw for ln in c.srv.lines(kinds=("done",))] == \
+                [b"DONE"]
+            assert [n for _, n in c.srv.sessions[0].selects] == \
+                ["INBOX", "INBOX"], "re-SELECT at the refresh"
+            assert len(c.sink.dumps()) == 3, "nothing delivered twice"
+            assert d.stop() == 0
 
 
 @timeout(30)
