@@ -326,6 +326,13 @@ stop_cb(evutil_socket_t sig, short ev, void *arg)
 }
 
 static void
+hup_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	log_warnx(NULL, "SIGHUP: configuration reload is not implemented "
+	    "in this version; ignored (restart hauld to apply changes)");
+}
+
+static void
 chld_cb(evutil_socket_t sig, short ev, void *arg)
 {
 	lda_reap();
@@ -405,6 +412,8 @@ engine_new(struct config *cf, int oneshot)
 	e->ev_term = evsignal_new(e->base, SIGTERM, stop_cb, e);
 	e->ev_int = evsignal_new(e->base, SIGINT, stop_cb, e);
 	e->ev_chld = evsignal_new(e->base, SIGCHLD, chld_cb, e);
+	e->ev_hup = evsignal_new(e->base, SIGHUP, hup_cb, e);
+	event_add(e->ev_hup, NULL);
 	event_add(e->ev_term, NULL);
 	event_add(e->ev_int, NULL);
 	event_add(e->ev_chld, NULL);
@@ -502,6 +511,8 @@ engine_free(struct engine **ep)
 		event_free(e->ev_int);
 	if (e->ev_chld != NULL)
 		event_free(e->ev_chld);
+	if (e->ev_hup != NULL)
+		event_free(e->ev_hup);
 	if (e->dns != NULL)
 		evdns_base_free(e->dns, 0);
 	if (e->base != NULL)

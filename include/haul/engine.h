@@ -72,7 +72,7 @@ struct engine {
 	struct host_load	*hosts;
 	size_t			 nhosts;
 	char			*spool_dir;
-	struct event		*ev_term, *ev_int, *ev_chld, *ev_commit;
+	struct event		*ev_term, *ev_int, *ev_chld, *ev_hup, *ev_commit;
 	struct event		*ev_shutdown;
 	int			 stopping;
 	int			 oneshot;	/* -1: each account once */

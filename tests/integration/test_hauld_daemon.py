@@ -212,3 +212,21 @@ def test_per_host_cap_serialises_sessions(env):
         order = sorted(spans.values())
         for (a0, a1), (b0, b1) in zip(order, order[1:]):
             assert a1 <= b0, "two sessions overlapped: %s" % order
+
+
+@timeout(30)
+def test_sighup_does_not_stop_hauld(env):
+    """No reload yet: SIGHUP is logged and ignored, never a kill."""
+    with FakePOP3(sample_messages(1), users={"u": "p"}, tls="implicit",
+                  certfile=env.pki.cert, keyfile=env.pki.key) as srv, \
+            SmtpSink(os.path.join(env.tmpdir, "sink")) as sink:
+        d = Daemon(_hauld(env, srv, sink))
+        try:
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+            assert d.proc.poll() is None, "SIGHUP stopped hauld"
+            assert d.status()["acme"]["state"] == "idle"
+        finally:
+            rc = d.stop()
+        assert rc == 0
+        assert "SIGHUP: configuration reload is not implemented" in d.text()
