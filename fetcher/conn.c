@@ -44,6 +44,8 @@ struct conn {
 	int			 keepalive;
 	unsigned		 idle_timeout;
 	struct event		*deadline;
+	int			 progress_armed;
+	size_t			 progress;	/* bytes since it was armed */
 	struct event		*kick;		/* defers failures to the loop */
 	enum err_class		 fail_class;
 	char			 fail_why[512];
@@ -469,4 +471,43 @@ const char *
 conn_peer(const struct conn *c)
 {
 	return c->peer;
+}
+
+void
+conn_track_progress(struct conn *c, int waiting, size_t got, unsigned secs)
+{
+	if (c->state != CS_OPEN)
+		return;
+	if (!waiting) {
+		if (c->progress_armed)
+			evtimer_del(c->deadline);
+		c->progress_armed = 0;
+		return;
+	}
+	c->progress += got;
+	if (!c->progress_armed || c->progress >= CONN_PROGRESS_MIN) {
+		conn_set_deadline(c, secs);
+		c->progress_armed = 1;
+		c->progress = 0;
+	}
+}
+
+enum proto_status
+conn_feed(struct conn *c, conn_feed_fn fn, void *machine)
+{
+	struct evbuffer	*in = conn_input(c);
+	enum proto_status st = PS_MORE;
+	size_t		 used;
+
+	while (evbuffer_get_length(in) > 0) {
+		size_t	 n = evbuffer_get_contiguous_space(in);
+		unsigned char *d = evbuffer_pullup(in, (ev_ssize_t)n);
+
+		used = 0;
+		st = fn(machine, d, n, &used);
+		evbuffer_drain(in, used);
+		if (st != PS_MORE)
+			break;
+	}
+	return st;
 }

@@ -410,6 +410,12 @@ link_start_job(struct dlv_link *l, struct dlv_job *j)
 	link_pump(l);
 }
 
+static enum proto_status
+feed(void *m, const void *d, size_t n, size_t *used)
+{
+	return smtp_input(m, d, n, used);
+}
+
 static void
 link_ready_cb(struct conn *c, void *arg)
 {
@@ -422,21 +428,8 @@ static void
 link_readable_cb(struct conn *c, void *arg)
 {
 	struct dlv_link	*l = arg;
-	struct evbuffer	*in = conn_input(c);
-	enum proto_status st = PS_MORE;
-	size_t		 len, used;
+	enum proto_status st = conn_feed(c, feed, l->smtp);
 
-	while ((len = evbuffer_get_length(in)) > 0) {
-		size_t	 n = evbuffer_get_contiguous_space(in);
-		unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
-
-		used = 0;
-		st = smtp_input(l->smtp, p, n, &used);
-		evbuffer_drain(in, used);
-		if (st != PS_MORE)
-			break;
-		(void)len;
-	}
 	if (st == PS_ERROR || st == PS_DONE) {
 		if (st == PS_ERROR)
 			log_warnx(NULL, "delivery connection %s: %s",

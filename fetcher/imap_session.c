@@ -23,8 +23,6 @@
 #include "haul/xmalloc.h"
 
 #define FOLDER_SPOOL_MEM	(256 * 1024)
-/* As in POP3: bytes that must arrive per `timeout` while a reply is due. */
-#define FOLDER_PROGRESS_MIN	4096
 
 enum fmsg_state {
 	FM_FETCHING,
@@ -88,8 +86,6 @@ struct folder {
 	int		 conn_dead;
 	int		 ended;
 	int		 reselect;	/* SELECT again after this IDLE */
-	int		 deadline_armed;
-	size_t		 progress;
 	unsigned	 fetched;
 	enum err_class	 err;
 	char		 why[300];
@@ -168,18 +164,13 @@ track_deadline(struct folder *f, size_t got)
 {
 	if (f->conn == NULL || f->conn_dead || f->p == NULL)
 		return;
-	if (!imap_waiting(f->p)) {
-		if (f->deadline_armed)
-			conn_clear_deadline(f->conn);
-		f->deadline_armed = 0;
-		return;
-	}
-	f->progress += got;
-	if (!f->deadline_armed || f->progress >= FOLDER_PROGRESS_MIN) {
-		conn_set_deadline(f->conn, f->cf->timeout);
-		f->deadline_armed = 1;
-		f->progress = 0;
-	}
+	conn_track_progress(f->conn, imap_waiting(f->p), got, f->cf->timeout);
+}
+
+static enum proto_status
+feed(void *m, const void *d, size_t n, size_t *used)
+{
+	return imap_input(m, d, n, used);
 }
 
 static void
@@ -943,23 +934,12 @@ static void
 on_readable(struct conn *c, void *arg)
 {
 	struct folder	*f = arg;
-	struct evbuffer	*in = conn_input(c);
-	enum proto_status st = PS_MORE;
-	size_t		 used;
+	enum proto_status st;
 
 	if (f->p == NULL)
 		return;
-	track_deadline(f, evbuffer_get_length(in));
-	while (evbuffer_get_length(in) > 0) {
-		size_t	 n = evbuffer_get_contiguous_space(in);
-		unsigned char *d = evbuffer_pullup(in, (ev_ssize_t)n);
-
-		used = 0;
-		st = imap_input(f->p, d, n, &used);
-		evbuffer_drain(in, used);
-		if (st != PS_MORE || f->conn_dead)
-			break;
-	}
+	track_deadline(f, evbuffer_get_length(conn_input(c)));
+	st = conn_feed(c, feed, f->p);
 	if (!f->conn_dead)
 		handle_status(f, st);
 }

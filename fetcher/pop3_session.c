@@ -25,12 +25,6 @@
 
 /* Messages up to this size stay in memory; larger ones spill to disk. */
 #define SESSION_SPOOL_MEM	(256 * 1024)
-/*
- * While a reply is awaited, at least this many bytes must arrive per
- * `timeout` seconds: a server trickling a byte every few seconds (M38)
- * cannot hold a session, however long its idle timeout.
- */
-#define SESSION_PROGRESS_MIN	4096
 
 enum msg_state {
 	PM_FETCHING,		/* RETR under way */
@@ -79,8 +73,6 @@ struct pop3_session {
 	enum err_class	 err;
 	char		 why[300];
 	struct event	*end_ev;
-	int		 deadline_armed;
-	size_t		 progress;	/* bytes since the deadline was set */
 	unsigned	 fetched, delivered, refused, skipped;
 };
 
@@ -117,18 +109,14 @@ track_deadline(struct pop3_session *s, size_t got)
 {
 	if (s->conn == NULL || s->conn_dead || s->p == NULL)
 		return;
-	if (!pop3_waiting(s->p)) {
-		if (s->deadline_armed)
-			conn_clear_deadline(s->conn);
-		s->deadline_armed = 0;
-		return;
-	}
-	s->progress += got;
-	if (!s->deadline_armed || s->progress >= SESSION_PROGRESS_MIN) {
-		conn_set_deadline(s->conn, s->cf->timeout);
-		s->deadline_armed = 1;
-		s->progress = 0;
-	}
+	conn_track_progress(s->conn, pop3_waiting(s->p), got,
+	    s->cf->timeout);
+}
+
+static enum proto_status
+feed(void *m, const void *d, size_t n, size_t *used)
+{
+	return pop3_input(m, d, n, used);
 }
 
 static void
@@ -594,23 +582,12 @@ static void
 on_readable(struct conn *c, void *arg)
 {
 	struct pop3_session *s = arg;
-	struct evbuffer	*in = conn_input(c);
-	enum proto_status st = PS_MORE;
-	size_t		 used;
+	enum proto_status st;
 
 	if (s->p == NULL)
 		return;
-	track_deadline(s, evbuffer_get_length(in));
-	while (evbuffer_get_length(in) > 0) {
-		size_t	 n = evbuffer_get_contiguous_space(in);
-		unsigned char *d = evbuffer_pullup(in, (ev_ssize_t)n);
-
-		used = 0;
-		st = pop3_input(s->p, d, n, &used);
-		evbuffer_drain(in, used);
-		if (st != PS_MORE)
-			break;
-	}
+	track_deadline(s, evbuffer_get_length(conn_input(c)));
+	st = conn_feed(c, feed, s->p);
 	/* A STARTTLS reply with bytes behind it is refused by the machine
 	 * (and by conn_starttls, which checks the buffer again). */
 	handle_status(s, st);

@@ -84,4 +84,27 @@ void		 conn_set_deadline(struct conn *, unsigned secs);
 void		 conn_clear_deadline(struct conn *);
 const char	*conn_peer(const struct conn *);
 
+/*
+ * The operation deadline for a protocol session: while waiting (a reply
+ * is due) at least CONN_PROGRESS_MIN bytes must arrive every secs
+ * seconds, so a server trickling a byte at a time (M38) cannot hold the
+ * session however long its idle timeout; when not waiting the deadline
+ * is off.  Call it after every flush (got 0) and on every read (got =
+ * bytes that arrived).
+ */
+#define CONN_PROGRESS_MIN	4096
+void		 conn_track_progress(struct conn *, int waiting, size_t got,
+		    unsigned secs);
+
+/*
+ * Feed what arrived into a sans-I/O protocol machine, one contiguous
+ * chunk at a time, draining what it consumed, until it stops wanting
+ * more (PS_MORE) or the input is used up.  Bytes it leaves (after
+ * PS_STARTTLS, PS_DONE or PS_ERROR) stay in the input buffer, where
+ * conn_starttls() refuses them.
+ */
+typedef enum proto_status (*conn_feed_fn)(void *machine, const void *data,
+		    size_t len, size_t *consumed);
+enum proto_status conn_feed(struct conn *, conn_feed_fn, void *machine);
+
 #endif
