@@ -410,6 +410,13 @@ cb_selected(void *arg, uint32_t uv, uint32_t uidnext, uint32_t exists,
 		hwm = 0;
 		if (store_folder_set(st, aname(f), fname(f), uv, 0) == -1)
 			return -1;
+	} else if (hwm == 0) {
+		/*
+		 * Known folder, nothing settled yet: possibly a recovery cut
+		 * short by a restart.  Keep matching, or a crash mid-recovery
+		 * would turn into a flood of re-deliveries.
+		 */
+		f->recovering = 1;
 	}
 	f->uidvalidity = uv;
 	f->hwm = hwm;
