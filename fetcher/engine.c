@@ -21,6 +21,7 @@
 #include "haul/log.h"
 #include "haul/pop3_session.h"
 #include "haul/sched.h"
+#include "haul/secret.h"
 #include "haul/store.h"
 #include "haul/str.h"
 #include "haul/tls.h"
@@ -32,6 +33,8 @@
 #define PRIO_COUNT	3
 
 static void	account_schedule(struct account *, uint64_t delay_ms);
+static void	session_start(struct account *);
+static void	secret_done(void *, int);
 static void	commit_cb(evutil_socket_t, short, void *);
 
 static struct host_load *
@@ -99,9 +102,46 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	a->progress_done = a->progress_total = 0;
 	a->last_attempt = clock_wall();
 	a->sessions++;
-	if ((a->cf->protocol == PROTO_IMAP ? imap_account_start(a) :
-	    pop3_session_start(a)) == -1)
+	if (a->cf->password_command != NULL) {
+		/* The command runs while the loop serves everyone else. */
+		if ((a->sreq = secret_fetch(e->base, a->cf, &a->secret,
+		    secret_done, a)) == NULL)
+			engine_session_done(a, ERR_LOCAL,
+			    "cannot run password_command");
+		return;
+	}
+	if (secret_get(a->cf, &a->secret) == -1) {
+		engine_session_done(a, ERR_CONFIG, "cannot read the secret");
+		return;
+	}
+	session_start(a);
+}
+
+/* The secret is in a->secret: start the protocol session(s). */
+static void
+session_start(struct account *a)
+{
+	int	 r;
+
+	r = a->cf->protocol == PROTO_IMAP ? imap_account_start(a) :
+	    pop3_session_start(a);
+	/* Sessions took their copies. */
+	buf_free_secret(&a->secret);
+	if (r == -1)
 		engine_session_done(a, ERR_LOCAL, "cannot start a session");
+}
+
+static void
+secret_done(void *arg, int ok)
+{
+	struct account	*a = arg;
+
+	a->sreq = NULL;
+	if (!ok) {
+		engine_session_done(a, ERR_CONFIG, "password_command failed");
+		return;
+	}
+	session_start(a);
 }
 
 static void
@@ -316,6 +356,11 @@ stop_cb(evutil_socket_t sig, short ev, void *arg)
 		struct account *a = &e->accounts[i];
 
 		evtimer_del(a->timer);
+		if (a->sreq != NULL) {
+			secret_cancel(&a->sreq);
+			a->state = ACCT_WAITING;
+			host_release(a);
+		}
 		if (a->pop3 != NULL)
 			pop3_session_stop(a->pop3);
 		if (a->imap != NULL)
@@ -490,6 +535,8 @@ engine_free(struct engine **ep)
 		return;
 	*ep = NULL;
 	for (i = 0; i < e->naccounts; i++) {
+		secret_cancel(&e->accounts[i].sreq);
+		buf_free_secret(&e->accounts[i].secret);
 		pop3_session_free(&e->accounts[i].pop3);
 		imap_account_free(&e->accounts[i].imap);
 		if (e->accounts[i].timer != NULL)

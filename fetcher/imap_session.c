@@ -1059,8 +1059,7 @@ folder_connect(struct folder *f)
 {
 	struct conn_params cp;
 
-	if (secret_get(f->cf, &f->secret) == -1)
-		return -1;
+	secret_copy(&f->secret, &f->acct->secret);
 	memset(&cp, 0, sizeof(cp));
 	cp.account = f->cf->name;
 	cp.host = f->cf->host;

@@ -701,10 +701,7 @@ pop3_session_start(struct account *acct)
 		pop3_session_free(&s);
 		return -1;
 	}
-	if (secret_get(cf, &s->secret) == -1) {
-		pop3_session_free(&s);
-		return -1;
-	}
+	secret_copy(&s->secret, &acct->secret);
 	memset(&cp, 0, sizeof(cp));
 	cp.account = cf->name;
 	cp.host = cf->host;

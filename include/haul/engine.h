@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "haul/buf.h"
 #include "haul/config.h"
 #include "haul/proto.h"
 #include "haul/token.h"
@@ -21,6 +22,7 @@ struct store;
 struct delivery;
 struct pop3_session;
 struct imap_account;
+struct secret_req;
 
 enum account_state {
 	ACCT_WAITING,		/* next poll scheduled */
@@ -36,6 +38,8 @@ struct account {
 	struct event		*timer;
 	struct pop3_session	*pop3;
 	struct imap_account	*imap;
+	struct secret_req	*sreq;		/* password_command running */
+	struct buf		 secret;	/* for the session starting */
 	int			 paused;
 	int			 host_slot;	/* counts toward its host's cap */
 	int			 ran_once;	/* -1: its one session is over */

@@ -230,3 +230,37 @@ def test_sighup_does_not_stop_hauld(env):
             rc = d.stop()
         assert rc == 0
         assert "SIGHUP: configuration reload is not implemented" in d.text()
+
+
+@timeout(60)
+def test_slow_password_command_blocks_no_one(env):
+    """password_command runs beside the loop: an account whose helper
+    takes 2 s does not hold up another account (whose session ends long
+    before), and its own mail still arrives."""
+    users = {"fast": "pf", "slow": "ps"}
+    with FakePOP3(sample_messages(2), users=users, tls="implicit",
+                  certfile=env.pki.cert, keyfile=env.pki.key) as srv, \
+            SmtpSink(os.path.join(env.tmpdir, "sink")) as sink:
+        h = Hauld(env.need("hauld"), os.path.join(env.tmpdir, "h"))
+        h.smtp(sink.port)
+        common = dict(host="localhost", port=srv.port, tls="implicit",
+                      ca_file=env.pki.ca_cert, keep=True,
+                      deliver_to=["alice@local.test"])
+        script = os.path.join(h.dir, "slow-secret.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nsleep 2\necho ps\n")
+        os.chmod(script, 0o700)
+        h.account("slow", user="slow", password_command=[script], **common)
+        h.account("fast", password="pf", user="fast", **common)
+        h.secrets.add("ps")
+        t0 = time.monotonic()
+        r = h.run()
+        r.check(h)
+        assert r.rc == 0, r.tail()
+        ended = [ln for ln in r.log.splitlines() if "session ended" in ln]
+        assert len(ended) == 2, r.tail()
+        assert "account=fast" in ended[0], "fast waited for slow:\n" + \
+            "\n".join(ended)
+        assert time.monotonic() - t0 >= 2
+        assert len(r.delivered_uids("slow")) == 2
+        assert len(r.delivered_uids("fast")) == 2
