@@ -236,3 +236,7 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Optional target groups (bench, crash runs, ...) live in mk/*.mk so that
+# adding one never means editing this file.
+include $(wildcard mk/*.mk)
