@@ -107,7 +107,7 @@ $(HAULD): $(BUILD)/fetcher/main.o $(LIBFET) $(LIBHAUL)
 $(MILTER): $(BUILD)/plugin/main.o $(LIBPLG) $(LIBHAUL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(MILTER_LIBS) $(PKG_LIBS) -lm
-$(HAULCTL): $(BUILD)/ctl/main.o $(LIBCTL) $(LIBHAUL)
+$(HAULCTL): $(BUILD)/ctl/main.o $(LIBCTL) $(LIBFET) $(LIBHAUL)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

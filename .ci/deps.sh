@@ -7,7 +7,14 @@ set -eu
 PKGS="build-essential clang pkg-config openssl libssl-dev libconfuse-dev
 libevent-dev libsqlite3-dev libmilter-dev libcriterion-dev miltertest
 dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd postfix sqlite3
-valgrind python3 groff-base"
+valgrind python3 groff-base fetchmail"
+
+# hauld and haul-milter refuse to run as root without a user to become:
+# the tests and the demo, run as root, give them this one.
+if [ "$(id -u)" = 0 ] && ! getent passwd haul >/dev/null 2>&1; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+	    --shell /usr/sbin/nologin haul
+fi
 
 missing=""
 for p in $PKGS; do

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "haul/config.h"
+#include "haul/fmimport.h"
 
 #define DEFAULT_SOCKET	"/run/haul/hauld.sock"
 #define DEFAULT_CONFIG	"/etc/haul/haul.conf"
@@ -27,6 +28,9 @@ usage(int code)
 	    "  pause NAME        stop polling NAME\n"
 	    "  resume NAME       poll NAME again\n"
 	    "  metrics           Prometheus text exposition\n"
+	    "  import-fetchmail [--rc F] [--ids F] [--out DIR] [...]\n"
+	    "                    convert ~/.fetchmailrc (see haulctl(8))\n"
+	    "  reload            re-read hauld's configuration\n"
 	    "options:\n"
 	    "  -c config  read the control socket path from this file\n"
 	    "  -s socket  hauld control socket (default " DEFAULT_SOCKET ")\n"
@@ -142,11 +146,18 @@ main(int argc, char **argv)
 	if (argc < 1)
 		usage(2);
 	cmd = argv[0];
+	if (strcmp(cmd, "import-fetchmail") == 0)
+		return import_fetchmail(conf, argc, argv);
 	for (i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
 
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0) {
+	if (strcmp(cmd, "reload") == 0) {
+		if (argc != 1)
+			usage(2);
+		snprintf(line, sizeof(line), "reload");
+	} else if (strcmp(cmd, "status") == 0 ||
+	    strcmp(cmd, "metrics") == 0) {
 		snprintf(line, sizeof(line), "%s",
 		    json && cmd[0] == 's' ? "status-json" : cmd);
 	} else if (strcmp(cmd, "fetch") == 0 || strcmp(cmd, "pause") == 0 ||

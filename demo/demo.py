@@ -51,7 +51,9 @@ IMAP_ACCOUNT, POP_ACCOUNT = "work-imap", "isp-pop3"
 IMAP_USER, POP_USER = "jane", "jdoe"          # at the provider
 IMAP_LOCAL, POP_LOCAL = "alice", "bob"        # local maildirs (local.test)
 IMAP_COUNT, POP_COUNT = 300, 200
-MILTER_USER = "nobody"
+# hauld and haul-milter refuse to run as root without a user to become:
+# both drop to this one (created if missing, like .ci/deps.sh does).
+DAEMON_USER = haulfix.DAEMON_USER
 
 FETCH_TIMEOUT = 40            # seconds for the initial fetch
 PUSH_TIMEOUT = 15
@@ -455,11 +457,16 @@ class Demo:
 
     def write_config(self):
         """DIR/haul.conf from etc/demo/haul.conf, the key and the password
-        files (0600).  The milter re-reads them as MILTER_USER on a
-        reload, so they belong to that user (root reads them anyway)."""
+        files (0600).  hauld reads the passwords, and the milter re-reads
+        the key on a reload, as DAEMON_USER, so they belong to that user.
+        So does DIR itself: hauld removes its socket and pid file there
+        at exit (the provider's and the MTA's dirs keep their owners)."""
+        haulfix.daemon_user()
         os.makedirs(os.path.join(self.dir, "secrets"), exist_ok=True)
         os.chmod(os.path.join(self.dir, "secrets"), 0o711)
-        _, uid, gid = haulfix._user_ids(MILTER_USER)
+        _, uid, gid = haulfix._user_ids(DAEMON_USER)
+        os.chown(self.dir, uid, -1)
+        os.chown(os.path.join(self.dir, "secrets"), uid, -1)
 
         def secret(path, data):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -477,7 +484,7 @@ class Demo:
             text = f.read()
         subst = {"DIR": self.dir, "FETCH_PORT": self.postfix.fetch_port,
                  "MILTER_SOCKET": self.postfix.milter_socket,
-                 "MILTER_USER": MILTER_USER,
+                 "DAEMON_USER": DAEMON_USER,
                  "IMAPS_PORT": self.dovecot.imaps_port,
                  "POP3S_PORT": self.dovecot.pop3s_port,
                  "CA_FILE": self.dovecot.ca_file}
@@ -515,7 +522,7 @@ class Demo:
             time.sleep(0.02)
         o.end()
         o.detail("pid %d  unix:%s  as %s:postfix" % (
-            self.milter.pid, self.p(p.milter_socket), MILTER_USER))
+            self.milter.pid, self.p(p.milter_socket), DAEMON_USER))
         o.detail("config %s  key %s (0600)" % (self.p(self.conf),
                                                self.p(self.key_file)))
 

@@ -17,14 +17,19 @@
 #include "haul/conn.h"
 #include "haul/log.h"
 #include "haul/tls.h"
+#include "haul/tlsgate.h"
 #include "haul/xmalloc.h"
+
+/* The longest failure reason passed to the owner (with the NUL). */
+#define CONN_WHY_MAX		512
 
 /* Refill the output when less than this is queued (body streaming). */
 #define CONN_WRITE_LOWAT	(64 * 1024)
 
 enum conn_state {
-	CS_CONNECTING,
-	CS_HANDSHAKE,		/* STARTTLS handshake in progress */
+	CS_CONNECTING,		/* DNS and TCP */
+	CS_TLS_WAIT,		/* connected, waiting for a handshake slot */
+	CS_HANDSHAKE,		/* TLS handshake in progress */
 	CS_OPEN,
 	CS_DEAD,
 };
@@ -34,7 +39,10 @@ struct conn {
 	struct bufferevent	*bev;
 	SSL			*ssl;
 	enum conn_state		 state;
-	int			 tls;
+	int			 tls;		/* implicit, or STARTTLS begun */
+	int			 starttls;	/* the handshake is an upgrade */
+	unsigned		 connect_timeout;
+	struct tls_gate_waiter	 gate_slot;
 	char			*account;
 	char			*host;
 	char			*unix_path;
@@ -48,16 +56,30 @@ struct conn {
 	size_t			 progress;	/* bytes since it was armed */
 	struct event		*kick;		/* defers failures to the loop */
 	enum err_class		 fail_class;
-	char			 fail_why[512];
-	char			 peer[300];
+	char			*fail_why;	/* once dead: CONN_WHY_MAX */
+	char			*peer;		/* host:port for messages */
 	const struct conn_cb	*cb;
 	void			*arg;
 };
 
 static struct evdns_base *dns_base;
 
+/*
+ * max_tls_handshakes, for the whole loop.  The slot is taken once TCP is
+ * up (a server that never answers the SYN holds none) and given back when
+ * the handshake ends either way or the connection goes.
+ */
+static struct tls_gate tls_gate = {
+	.limit = 64,
+	.queue = TAILQ_HEAD_INITIALIZER(tls_gate.queue),
+};
+
 static void	conn_fail(struct conn *, enum err_class, const char *fmt, ...)
 		    __attribute__((format(printf, 3, 4)));
+
+static void	tls_wait(struct conn *);
+static void	tls_begin(struct conn *);
+static SSL	*make_ssl(struct conn *);
 
 void
 conn_set_dns(struct evdns_base *dns)
@@ -65,12 +87,42 @@ conn_set_dns(struct evdns_base *dns)
 	dns_base = dns;
 }
 
+void
+conn_set_tls_limit(unsigned n)
+{
+	tls_gate_set_limit(&tls_gate, n);
+}
+
+void
+conn_tls_gate_stats(unsigned *active, size_t *waiting, uint64_t *queued)
+{
+	*active = tls_gate.active;
+	*waiting = tls_gate.waiting;
+	*queued = tls_gate.queued;
+}
+
+/* The deferred event: a failure to report, or a handshake slot to use. */
 static void
 kick_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct conn	*c = arg;
 
-	c->cb->failed(c, c->arg, c->fail_class, c->fail_why);
+	if (c->state == CS_DEAD)
+		c->cb->failed(c, c->arg, c->fail_class, c->fail_why);
+	else if (c->state == CS_TLS_WAIT && c->gate_slot.state == TG_ACTIVE)
+		tls_begin(c);
+}
+
+/*
+ * Called from inside tls_gate_release() (some other connection's
+ * callback): never start the handshake there, only from the loop.
+ */
+static void
+gate_go(void *arg)
+{
+	struct conn	*c = arg;
+
+	event_active(c->kick, EV_TIMEOUT, 0);
 }
 
 /* Mark the connection dead and report it from the loop. */
@@ -84,12 +136,15 @@ conn_fail(struct conn *c, enum err_class cls, const char *fmt, ...)
 	c->state = CS_DEAD;
 	c->fail_class = cls;
 	va_start(ap, fmt);
-	vsnprintf(c->fail_why, sizeof(c->fail_why), fmt, ap);
+	/* Allocated only now: thousands of healthy connections need none. */
+	c->fail_why = xmalloc(CONN_WHY_MAX);
+	vsnprintf(c->fail_why, CONN_WHY_MAX, fmt, ap);
 	va_end(ap);
 	if (c->bev != NULL)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->deadline != NULL)
 		evtimer_del(c->deadline);
+	tls_gate_release(&tls_gate, &c->gate_slot);
 	event_active(c->kick, EV_TIMEOUT, 0);
 }
 
@@ -176,14 +231,21 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->state == CS_DEAD)
 		return;
 	if (what & BEV_EVENT_CONNECTED) {
-		set_sockopts(c);
-		if (c->ssl != NULL && check_tls(c) == -1)
+		if (was == CS_CONNECTING) {
+			set_sockopts(c);
+			/* TCP is up; implicit TLS queues for its handshake. */
+			if (c->tls) {
+				tls_wait(c);
+				return;
+			}
+		} else if (c->ssl != NULL && check_tls(c) == -1)
 			return;
+		tls_gate_release(&tls_gate, &c->gate_slot);
 		evtimer_del(c->deadline);
 		c->state = CS_OPEN;
 		apply_timeouts(c);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-		if (was == CS_HANDSHAKE)
+		if (was == CS_HANDSHAKE && c->starttls)
 			c->cb->tls_ready(c, c->arg);
 		else
 			c->cb->ready(c, c->arg);
@@ -209,7 +271,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 		 * under implicit TLS, where libevent reports it through the
 		 * TLS layer (as a "system library" error).
 		 */
-		log_debug(c->account, "conn error: ssl=%lu errno=%d", e, serr);
+		log_debug(c->account, "conn error in state %d: ssl=%lu "
+		    "errno=%d", (int)was, e, serr);
 		if ((e == 0 || e == SSL_ERROR_SYSCALL ||
 		    ERR_GET_LIB(e) == ERR_LIB_SYS) &&
 		    (serr == ECONNREFUSED || serr == ECONNRESET ||
@@ -255,9 +318,83 @@ deadline_cb(evutil_socket_t fd, short ev, void *arg)
 
 	conn_fail(c, c->state == CS_OPEN ? ERR_NETWORK :
 	    (c->ssl != NULL ? ERR_TLS : ERR_NETWORK),
-	    "%s: deadline passed (%s)", c->peer,
+	    "%s: deadline passed (%s timed out)", c->peer,
 	    c->state == CS_CONNECTING ? "connecting" :
 	    c->state == CS_HANDSHAKE ? "TLS handshake" : "operation");
+}
+
+/*
+ * Queue for a handshake slot (max_tls_handshakes).  The wait is not the
+ * server's doing, so no deadline runs while it lasts: connect_timeout
+ * bounded DNS + TCP and bounds the handshake again once it starts.  The
+ * wait itself ends because every slot holder is bounded the same way.
+ * Nothing is read meanwhile: any byte the server sends early reaches the
+ * handshake, which fails on it.
+ */
+static void
+tls_wait(struct conn *c)
+{
+	c->state = CS_TLS_WAIT;
+	evtimer_del(c->deadline);
+	c->progress_armed = 0;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (tls_gate_acquire(&tls_gate, &c->gate_slot, gate_go, c))
+		tls_begin(c);
+	else
+		log_debug(c->account, "%s: waiting for a TLS handshake slot "
+		    "(%zu waiting, %u in progress)", c->peer, tls_gate.waiting,
+		    tls_gate.active);
+}
+
+/*
+ * Holding a slot: start the handshake.  The TLS bufferevent takes over
+ * the plain one's socket (one bufferevent per connection, lighter than a
+ * filter stacked on the plain one: it matters with thousands idling).
+ */
+static void
+tls_begin(struct conn *c)
+{
+	struct bufferevent *tb;
+	struct timeval	 tv;
+	evutil_socket_t	 fd;
+
+	/* Bytes from before our handshake could have been injected. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
+		conn_fail(c, ERR_TLS, "%s: data arrived between the STARTTLS "
+		    "reply and the handshake (possible injection)", c->peer);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
+		conn_fail(c, ERR_LOCAL, "%s: unsent data before the TLS "
+		    "handshake", c->peer);
+		return;
+	}
+	if ((c->ssl = make_ssl(c)) == NULL) {
+		conn_fail(c, ERR_TLS, "%s: cannot set up TLS", c->peer);
+		return;
+	}
+	fd = bufferevent_getfd(c->bev);
+	tb = bufferevent_openssl_socket_new(c->base, fd, c->ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tb == NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		conn_fail(c, ERR_TLS, "%s: cannot start TLS", c->peer);
+		return;
+	}
+	/* Detach the socket so freeing the plain bufferevent keeps it. */
+	bufferevent_setfd(c->bev, -1);
+	bufferevent_free(c->bev);
+	c->bev = tb;
+	c->state = CS_HANDSHAKE;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWAT, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	tv.tv_sec = c->connect_timeout;
+	tv.tv_usec = 0;
+	evtimer_add(c->deadline, &tv);
 }
 
 static SSL *
@@ -295,28 +432,36 @@ conn_new(struct event_base *base, const struct conn_params *p,
 	c->fingerprint = p->fingerprint != NULL ? xstrdup(p->fingerprint) :
 	    NULL;
 	c->keepalive = p->keepalive;
+	c->connect_timeout = p->connect_timeout > 0 ? p->connect_timeout : 30;
 	c->state = CS_CONNECTING;
 	if (c->unix_path != NULL)
-		snprintf(c->peer, sizeof(c->peer), "unix:%s", c->unix_path);
+		xasprintf(&c->peer, "unix:%s", c->unix_path);
 	else
-		snprintf(c->peer, sizeof(c->peer), "%s:%u", c->host, c->port);
+		xasprintf(&c->peer, "%s:%u", c->host, c->port);
 	c->kick = event_new(base, -1, 0, kick_cb, c);
 	c->deadline = evtimer_new(base, deadline_cb, c);
 
 	if (p->tls && c->unix_path == NULL) {
-		if ((c->ssl = make_ssl(c)) == NULL)
+		struct buf	 err = BUF_INIT;
+
+		/*
+		 * TCP first, TLS once a handshake slot is free; a CA file
+		 * that cannot be loaded fails here, not on every connect.
+		 */
+		if (tls_client_ctx(c->ca_file, &err) == NULL) {
+			log_warnx(c->account, "%s: %s", c->peer, err.data);
+			buf_free(&err);
 			goto fail;
+		}
+		buf_free(&err);
 		c->tls = 1;
-		c->bev = bufferevent_openssl_socket_new(base, -1, c->ssl,
-		    BUFFEREVENT_SSL_CONNECTING, opts);
-	} else
-		c->bev = bufferevent_socket_new(base, -1, opts);
-	if (c->bev == NULL)
+	}
+	if ((c->bev = bufferevent_socket_new(base, -1, opts)) == NULL)
 		goto fail;
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWAT, 0);
 
-	tv.tv_sec = p->connect_timeout > 0 ? p->connect_timeout : 30;
+	tv.tv_sec = c->connect_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(c->deadline, &tv);
 
@@ -352,6 +497,7 @@ conn_free(struct conn **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
+	tls_gate_release(&tls_gate, &c->gate_slot);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);	/* frees the SSL too */
 	else if (c->ssl != NULL)
@@ -365,6 +511,8 @@ conn_free(struct conn **cp)
 	free(c->unix_path);
 	free(c->ca_file);
 	free(c->fingerprint);
+	free(c->peer);
+	free(c->fail_why);
 	free(c);
 }
 
@@ -399,9 +547,6 @@ conn_output_pending(struct conn *c)
 int
 conn_starttls(struct conn *c)
 {
-	struct bufferevent *tb;
-	struct timeval	 tv;
-
 	if (c->state != CS_OPEN || c->ssl != NULL)
 		return -1;
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) != 0) {
@@ -409,29 +554,11 @@ conn_starttls(struct conn *c)
 		    "reply and the handshake (possible injection)", c->peer);
 		return -1;
 	}
-	if ((c->ssl = make_ssl(c)) == NULL) {
-		conn_fail(c, ERR_TLS, "%s: cannot set up TLS", c->peer);
-		return -1;
-	}
-	tb = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tb == NULL) {
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-		conn_fail(c, ERR_TLS, "%s: cannot start TLS", c->peer);
-		return -1;
-	}
-	c->bev = tb;
 	c->tls = 1;
-	c->state = CS_HANDSHAKE;
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_WRITE_LOWAT, 0);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	tv.tv_sec = 30;
-	tv.tv_usec = 0;
-	evtimer_add(c->deadline, &tv);
-	return 0;
+	c->starttls = 1;
+	/* Through the same gate as implicit TLS; tls_ready when done. */
+	tls_wait(c);
+	return c->state == CS_DEAD ? -1 : 0;
 }
 
 int
@@ -443,6 +570,14 @@ conn_tls_active(const struct conn *c)
 void
 conn_set_idle_timeout(struct conn *c, unsigned secs)
 {
+	/*
+	 * Sessions call this after every flush; re-arming unchanged
+	 * timeouts costs an event_del/event_add pair each time, which adds
+	 * up over thousands of idling connections.  libevent restarts the
+	 * read timeout on every read anyway.
+	 */
+	if (secs == c->idle_timeout)
+		return;
 	c->idle_timeout = secs;
 	if (c->state == CS_OPEN)
 		apply_timeouts(c);

@@ -20,6 +20,9 @@
 #include "haul/deliver.h"
 #include "haul/engine.h"
 #include "haul/log.h"
+#include "haul/reload.h"
+#include "haul/metrics.h"
+#include "haul/sched.h"
 #include "haul/str.h"
 #include "haul/xmalloc.h"
 
@@ -52,8 +55,8 @@ find_account(struct engine *e, const char *name)
 	size_t	 i;
 
 	for (i = 0; i < e->naccounts; i++)
-		if (strcmp(e->accounts[i].cf->name, name) == 0)
-			return &e->accounts[i];
+		if (strcmp(e->accounts[i]->cf->name, name) == 0)
+			return e->accounts[i];
 	return NULL;
 }
 
@@ -111,7 +114,7 @@ status_table(struct engine *e, struct buf *out)
 	    "ACCOUNT", "PROTO", "STATE", "LAST-SUCCESS", "NEXT", "DELIVERED",
 	    "REFUSED", "BYTES", "PROGRESS", "LAST-ERROR");
 	for (i = 0; i < e->naccounts; i++) {
-		const struct account *a = &e->accounts[i];
+		const struct account *a = e->accounts[i];
 		char	 next[24], prog[24];
 		long	 n = next_in(a);
 
@@ -144,7 +147,7 @@ status_json(struct engine *e, struct buf *out)
 
 	buf_add_str(out, "{\"accounts\":[");
 	for (i = 0; i < e->naccounts; i++) {
-		const struct account *a = &e->accounts[i];
+		const struct account *a = e->accounts[i];
 
 		if (i > 0)
 			buf_add_byte(out, ',');
@@ -175,63 +178,127 @@ status_json(struct engine *e, struct buf *out)
 	    e->dlv != NULL ? dlv_links(e->dlv) : 0);
 }
 
-/* Prometheus label value: escape backslash, quote and newline. */
-static void
-prom_label(struct buf *out, const char *s)
+/* What metric() reports for each account. */
+enum mval {
+	MV_DELIVERED, MV_REFUSED, MV_BYTES, MV_SESSIONS, MV_ERRORS,
+	MV_FAILURES, MV_LAST_SUCCESS, MV_RUNNING, MV_IDLE, MV_BACKOFF,
+	MV_PENDING, MV_AUTH_ALERT, MV_LAT_DELIVERY, MV_LAT_PUSH,
+	MV_LAT_SESSION,
+};
+
+/* The error classes a session can end with (ERR_NONE excluded). */
+static const enum err_class err_classes[] = {
+	ERR_NETWORK, ERR_TLS, ERR_PROTOCOL, ERR_AUTH, ERR_TEMP, ERR_MTA,
+	ERR_CONFIG, ERR_LOCAL,
+};
+
+static uint64_t
+mval(const struct account *a, enum mval which)
 {
-	for (; *s != '\0'; s++) {
-		if (*s == '\\' || *s == '"')
-			buf_addf(out, "\\%c", *s);
-		else if (*s == '\n')
-			buf_add_str(out, "\\n");
-		else
-			buf_add_byte(out, (unsigned char)*s);
+	switch (which) {
+	case MV_DELIVERED: return a->delivered;
+	case MV_REFUSED: return a->refused;
+	case MV_BYTES: return a->bytes;
+	case MV_SESSIONS: return a->sessions;
+	case MV_FAILURES: return a->failures;
+	case MV_LAST_SUCCESS: return (uint64_t)a->last_success;
+	case MV_RUNNING: return a->state == ACCT_RUNNING;
+	case MV_IDLE: return a->state == ACCT_RUNNING && a->idle_connected;
+	case MV_BACKOFF: return a->state == ACCT_BACKOFF;
+	case MV_AUTH_ALERT:
+		return a->failures > 0 && sched_alerts(a->last_class);
+	case MV_PENDING:
+		return a->state == ACCT_RUNNING &&
+		    a->progress_total > a->progress_done ?
+		    a->progress_total - a->progress_done : 0;
+	case MV_ERRORS:
+	case MV_LAT_DELIVERY:
+	case MV_LAT_PUSH:
+	case MV_LAT_SESSION:
+		break;
 	}
+	return 0;
 }
 
+/* One metric family: HELP, TYPE and a series per account. */
 static void
 metric(struct engine *e, struct buf *out, const char *name,
-    const char *type, const char *help, int which)
+    const char *type, const char *help, enum mval which)
 {
-	size_t	 i;
+	size_t	 i, k;
 
-	buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	prom_head(out, name, type, help);
 	for (i = 0; i < e->naccounts; i++) {
-		const struct account *a = &e->accounts[i];
-		unsigned long long v = 0;
+		const struct account *a = e->accounts[i];
 
 		switch (which) {
-		case 0: v = a->delivered; break;
-		case 1: v = a->refused; break;
-		case 2: v = a->bytes; break;
-		case 3: v = a->sessions; break;
-		case 4: v = a->failures; break;
-		case 5: v = (unsigned long long)a->last_success; break;
-		case 6: v = a->state == ACCT_RUNNING; break;
+		case MV_LAT_DELIVERY:
+			prom_hist(out, name, a->cf->name, &a->lat_delivery);
+			break;
+		case MV_LAT_PUSH:
+			prom_hist(out, name, a->cf->name, &a->lat_push);
+			break;
+		case MV_LAT_SESSION:
+			prom_hist(out, name, a->cf->name, &a->lat_session);
+			break;
+		case MV_ERRORS:
+			for (k = 0; k < sizeof(err_classes) /
+			    sizeof(err_classes[0]); k++) {
+				buf_addf(out, "%s{account=\"", name);
+				prom_label(out, a->cf->name);
+				buf_addf(out, "\",class=\"%s\"} %llu\n",
+				    err_class_name(err_classes[k]),
+				    (unsigned long long)
+				    a->errors[err_classes[k]]);
+			}
+			break;
+		default:
+			prom_sample(out, name, a->cf->name, mval(a, which));
+			break;
 		}
-		buf_addf(out, "%s{account=\"", name);
-		prom_label(out, a->cf->name);
-		buf_addf(out, "\"} %llu\n", v);
 	}
 }
 
-static void
-metrics(struct engine *e, struct buf *out)
+void
+control_metrics(struct engine *e, struct buf *out)
 {
 	metric(e, out, "haul_messages_delivered_total", "counter",
-	    "Messages the MTA accepted.", 0);
+	    "Messages the MTA accepted.", MV_DELIVERED);
 	metric(e, out, "haul_messages_refused_total", "counter",
-	    "Messages the MTA refused permanently.", 1);
+	    "Messages the MTA refused permanently.", MV_REFUSED);
 	metric(e, out, "haul_bytes_delivered_total", "counter",
-	    "Bytes of accepted messages.", 2);
+	    "Bytes of accepted messages.", MV_BYTES);
 	metric(e, out, "haul_sessions_total", "counter",
-	    "Sessions started.", 3);
+	    "Sessions started.", MV_SESSIONS);
+	metric(e, out, "haul_session_errors_total", "counter",
+	    "Sessions that failed, by error class.", MV_ERRORS);
 	metric(e, out, "haul_consecutive_failures", "gauge",
-	    "Failed sessions in a row.", 4);
+	    "Failed sessions in a row.", MV_FAILURES);
 	metric(e, out, "haul_last_success_timestamp_seconds", "gauge",
-	    "End of the last successful session.", 5);
+	    "End of the last successful session.", MV_LAST_SUCCESS);
 	metric(e, out, "haul_session_running", "gauge",
-	    "1 while a session runs.", 6);
+	    "1 while a session runs.", MV_RUNNING);
+	metric(e, out, "haul_idle_connected", "gauge",
+	    "1 while every folder waits in IMAP IDLE.", MV_IDLE);
+	metric(e, out, "haul_backoff", "gauge",
+	    "1 while the account backs off after a failure.", MV_BACKOFF);
+	metric(e, out, "haul_auth_failing", "gauge",
+	    "1 while the server refuses the credentials (alert on it).",
+	    MV_AUTH_ALERT);
+	metric(e, out, "haul_messages_pending", "gauge",
+	    "Messages the running session has yet to deliver.", MV_PENDING);
+	metric(e, out, "haul_delivery_latency_seconds", "histogram",
+	    "From a message fetched to the MTA accepting it.",
+	    MV_LAT_DELIVERY);
+	metric(e, out, "haul_push_latency_seconds", "histogram",
+	    "From the IMAP server announcing new mail in IDLE to the MTA "
+	    "accepting it.", MV_LAT_PUSH);
+	metric(e, out, "haul_session_duration_seconds", "histogram",
+	    "From a session's start to its end.", MV_LAT_SESSION);
+	prom_head(out, "haul_delivery_connections", "gauge",
+	    "Connections to the MTA open now.");
+	buf_addf(out, "haul_delivery_connections %zu\n",
+	    e->dlv != NULL ? dlv_links(e->dlv) : 0);
 }
 
 int
@@ -252,6 +319,21 @@ control_command(struct engine *e, const char *line, struct buf *out)
 		status_table(e, out);
 		return 0;
 	}
+	if (strcmp(cmd, "reload") == 0) {
+		struct buf	 res = BUF_INIT;
+		int		 rc;
+
+		if (e->stopping) {
+			buf_add_str(out, "error: hauld is stopping\n");
+			return -1;
+		}
+		rc = engine_reload(e, &res);
+		buf_add_str(out, rc == 0 ? "ok\n" : "error: ");
+		if (res.len > 0)
+			buf_add(out, res.data, res.len);
+		buf_free(&res);
+		return rc;
+	}
 	if (strcmp(cmd, "status-json") == 0) {
 		buf_add_str(out, "ok\n");
 		status_json(e, out);
@@ -259,7 +341,7 @@ control_command(struct engine *e, const char *line, struct buf *out)
 	}
 	if (strcmp(cmd, "metrics") == 0) {
 		buf_add_str(out, "ok\n");
-		metrics(e, out);
+		control_metrics(e, out);
 		return 0;
 	}
 	if (strcmp(cmd, "fetch") == 0 || strcmp(cmd, "pause") == 0 ||

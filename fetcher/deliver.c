@@ -8,6 +8,7 @@
 
 #include "haul/conn.h"
 #include "haul/deliver.h"
+#include "haul/killpoint.h"
 #include "haul/lda.h"
 #include "haul/log.h"
 #include "haul/spool.h"
@@ -115,6 +116,7 @@ finish_job(struct dlv_job *j, enum dlv_outcome o, int code, int unknown,
 	if (j->finished)
 		return;
 	j->finished = 1;
+	if (o == DLV_ACCEPTED) KILLPOINT("deliver.accepted");
 	j->link = NULL;
 	if (j->lda_active) {
 		j->lda_active = 0;
@@ -235,6 +237,7 @@ link_flush(struct dlv_link *l)
 	if (out->len == 0 || l->dead)
 		return;
 	conn_write(l->conn, out->data, out->len);
+	KILLPOINT2("smtp.queued.", smtp_state_name(smtp_state(l->smtp)));
 	buf_reset(out);
 }
 
@@ -428,6 +431,7 @@ static void
 link_readable_cb(struct conn *c, void *arg)
 {
 	struct dlv_link	*l = arg;
+	KILLPOINT2("smtp.reply.", smtp_state_name(smtp_state(l->smtp)));
 	enum proto_status st = conn_feed(c, feed, l->smtp);
 
 	if (st == PS_ERROR || st == PS_DONE) {
@@ -456,6 +460,8 @@ link_readable_cb(struct conn *c, void *arg)
 static void
 link_writable_cb(struct conn *c, void *arg)
 {
+	KILLPOINT2("smtp.sent.",
+	    smtp_state_name(smtp_state(((struct dlv_link *)arg)->smtp)));
 	link_pump(arg);
 }
 

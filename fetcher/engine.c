@@ -19,7 +19,10 @@
 #include "haul/imap_session.h"
 #include "haul/lda.h"
 #include "haul/log.h"
+#include "haul/metrics_http.h"
 #include "haul/pop3_session.h"
+#include "haul/priv.h"
+#include "haul/reload.h"
 #include "haul/sched.h"
 #include "haul/secret.h"
 #include "haul/store.h"
@@ -36,6 +39,7 @@ static void	account_schedule(struct account *, uint64_t delay_ms);
 static void	session_start(struct account *);
 static void	secret_done(void *, int);
 static void	commit_cb(evutil_socket_t, short, void *);
+static void	retired(struct account *);
 
 static struct host_load *
 host_load(struct engine *e, const char *host)
@@ -60,8 +64,7 @@ host_release(struct account *a)
 		return;
 	a->host_slot = 0;
 	h = host_load(a->eng, a->cf->host);
-	if (h->active > 0)
-		h->active--;
+	sched_host_leave(&h->active);
 }
 
 void
@@ -76,8 +79,13 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	struct account	*a = arg;
 	struct engine	*e = a->eng;
 
+	if (a->retiring) {
+		/* Its session has ended (see engine_session_done). */
+		retired(a);
+		return;
+	}
 	if (e->stopping || a->state == ACCT_RUNNING ||
-	    a->state == ACCT_DISABLED || a->paused)
+	    a->state == ACCT_DISABLED || a->paused || a->waits_for != NULL)
 		return;
 	if (!engine_store_ok(e)) {
 		account_schedule(a, 10000);
@@ -85,23 +93,22 @@ account_run(evutil_socket_t fd, short ev, void *arg)
 	}
 	{
 		struct host_load *h = host_load(e, a->cf->host);
+		uint64_t	 wait;
 
-		/*
-		 * At the host's cap: try again shortly (with jitter, so the
-		 * waiting accounts do not all retry at once).  Not a
-		 * failure: no backoff.
-		 */
-		if (h->active >= e->cf->global.max_connections_per_host) {
-			account_schedule(a, 200 + sched_rng_default() % 800);
+		/* At the host's cap: try again shortly; not a failure. */
+		if (!sched_host_admit(&h->active,
+		    e->cf->global.max_connections_per_host, &wait,
+		    sched_rng_default)) {
+			account_schedule(a, wait);
 			return;
 		}
-		h->active++;
 		a->host_slot = 1;
 	}
 	a->state = ACCT_RUNNING;
 	a->progress_done = a->progress_total = 0;
 	a->last_attempt = clock_wall();
 	a->sessions++;
+	a->session_start_ms = clock_mono_ms();
 	if (a->cf->password_command != NULL) {
 		/* The command runs while the loop serves everyone else. */
 		if ((a->sreq = secret_fetch(e->base, a->cf, &a->secret,
@@ -160,8 +167,10 @@ all_idle(const struct engine *e)
 {
 	size_t	 i;
 
+	if (e->nretiring > 0)
+		return 0;
 	for (i = 0; i < e->naccounts; i++)
-		if (e->accounts[i].state == ACCT_RUNNING)
+		if (e->accounts[i]->state == ACCT_RUNNING)
 			return 0;
 	return 1;
 }
@@ -181,26 +190,35 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 	host_release(a);
 	a->idle_connected = 0;
 	a->state = ACCT_WAITING;
+	if (a->session_start_ms != 0)
+		hist_observe(&a->lat_session, clock_mono_ms() -
+		    a->session_start_ms);
+	a->session_start_ms = 0;
+	if (cls != ERR_NONE && (size_t)cls < sizeof(a->errors) /
+	    sizeof(a->errors[0]))
+		a->errors[cls]++;
+	if (a->retiring) {
+		/* Freed from its own timer, not under the session's feet. */
+		if (cls != ERR_NONE)
+			log_info(a->cf->name, "reload: the old session ended: "
+			    "%s", why);
+		account_schedule(a, 0);
+		return;
+	}
+	/* Counts failures in a row (a success resets); LOGIN-DELAY floor. */
+	delay = sched_after_session(cls, &a->failures, a->cf->poll_interval,
+	    e->cf->delivery.retry_min, e->cf->delivery.retry_max,
+	    a->min_delay_s, sched_rng_default);
 	if (cls == ERR_NONE) {
-		a->failures = 0;
 		a->last_class = ERR_NONE;
 		a->last_error[0] = '\0';
 		a->last_success = clock_wall();
-		delay = sched_next_delay_ms(a->cf->poll_interval,
-		    sched_rng_default);
 	} else {
-		a->failures++;
 		a->last_class = cls;
 		str_lcpy(a->last_error, why != NULL ? why : "",
 		    sizeof(a->last_error));
 		a->state = ACCT_BACKOFF;
-		if (cls == ERR_CONFIG)
-			delay = (uint64_t)e->cf->delivery.retry_max * 1000;
-		else
-			delay = sched_backoff_ms(cls, a->failures,
-			    e->cf->delivery.retry_min,
-			    e->cf->delivery.retry_max, sched_rng_default);
-		if (cls == ERR_AUTH)
+		if (sched_alerts(cls))
 			log_warnx(a->cf->name, "ALERT: the server refused the "
 			    "credentials; backing off %llus so the provider "
 			    "does not lock the account",
@@ -210,8 +228,6 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 			    "in %llus: %s", err_class_name(cls), a->failures,
 			    (unsigned long long)delay / 1000, a->last_error);
 	}
-	if (a->min_delay_s > 0 && delay < (uint64_t)a->min_delay_s * 1000)
-		delay = (uint64_t)a->min_delay_s * 1000;
 	if (e->oneshot && !e->stopping) {
 		size_t	 i;
 
@@ -221,8 +237,8 @@ engine_session_done(struct account *a, enum err_class cls, const char *why)
 		a->ran_once = 1;
 		/* Accounts still waiting (e.g. for a host slot) keep us. */
 		for (i = 0; i < e->naccounts; i++)
-			if (e->accounts[i].state != ACCT_DISABLED &&
-			    !e->accounts[i].ran_once)
+			if (e->accounts[i]->state != ACCT_DISABLED &&
+			    !e->accounts[i]->ran_once)
 				return;
 		/* Record the last acceptances before leaving. */
 		commit_cb(-1, 0, e);
@@ -302,8 +318,10 @@ commit_cb(evutil_socket_t fd, short ev, void *arg)
 		ok = 1;
 	else
 		ok = store_commit(e->store) == 0;
-	for (i = 0; i < e->naccounts; i++) {
-		struct account *a = &e->accounts[i];
+	/* Retiring accounts too: their last deliveries await this. */
+	for (i = 0; i < e->naccounts + e->nretiring; i++) {
+		struct account *a = i < e->naccounts ? e->accounts[i] :
+		    e->retiring[i - e->naccounts];
 
 		if (a->pop3 != NULL) {
 			if (ok)
@@ -335,6 +353,133 @@ shutdown_cb(evutil_socket_t fd, short ev, void *arg)
 	event_base_loopexit(e->base, NULL);
 }
 
+/*
+ * Stop an account's work the way shutdown does: no new poll, a password
+ * command is abandoned, sessions finish the deliveries under way (and
+ * delete only what the store holds durably), then log out.
+ */
+static void
+account_stop(struct account *a)
+{
+	evtimer_del(a->timer);
+	if (a->sreq != NULL) {
+		secret_cancel(&a->sreq);
+		buf_free_secret(&a->secret);
+		a->state = ACCT_WAITING;
+		host_release(a);
+	}
+	if (a->pop3 != NULL)
+		pop3_session_stop(a->pop3);
+	if (a->imap != NULL)
+		imap_account_stop(a->imap);
+}
+
+static void
+account_free(struct account *a)
+{
+	secret_cancel(&a->sreq);
+	buf_free_secret(&a->secret);
+	pop3_session_free(&a->pop3);
+	imap_account_free(&a->imap);
+	if (a->timer != NULL)
+		event_free(a->timer);
+	if (a->successor != NULL)
+		a->successor->waits_for = NULL;
+	if (a->waits_for != NULL)
+		a->waits_for->successor = NULL;
+	if (a->own_cf != NULL) {
+		config_account_clear(a->own_cf);
+		free(a->own_cf);
+	}
+	free(a);
+}
+
+struct account *
+engine_account_new(struct engine *e, const struct config_account *cf)
+{
+	struct account	*a;
+
+	a = xcalloc(1, sizeof(*a));
+	a->eng = e;
+	a->cf = cf;
+	a->timer = evtimer_new(e->base, account_run, a);
+	a->state = cf->enabled ? ACCT_WAITING : ACCT_DISABLED;
+	return a;
+}
+
+void
+engine_account_begin(struct account *a, uint64_t delay_ms)
+{
+	if (a->state == ACCT_WAITING && a->waits_for == NULL &&
+	    !a->eng->stopping)
+		account_schedule(a, delay_ms);
+}
+
+void
+engine_account_repoint(struct account *a, const struct config_account *cf)
+{
+	a->cf = cf;
+	if (a->pop3 != NULL)
+		pop3_session_set_cf(a->pop3, cf);
+	if (a->imap != NULL)
+		imap_account_set_cf(a->imap, cf);
+	/*
+	 * A password command under way holds the old settings: abandon it
+	 * and poll again in a moment (no session has started yet).
+	 */
+	if (a->sreq != NULL) {
+		secret_cancel(&a->sreq);
+		buf_free_secret(&a->secret);
+		host_release(a);
+		a->state = ACCT_WAITING;
+		a->sessions--;
+		a->session_start_ms = 0;
+		if (!a->retiring)
+			account_schedule(a, 1000);
+	}
+}
+
+int
+engine_account_retire(struct account *a, struct config_account *cf_own)
+{
+	struct engine	*e = a->eng;
+
+	a->retiring = 1;
+	a->own_cf = cf_own;
+	engine_account_repoint(a, cf_own);
+	account_stop(a);
+	if (a->state != ACCT_RUNNING) {
+		account_free(a);
+		return 0;
+	}
+	e->retiring = xreallocarray(e->retiring, e->nretiring + 1,
+	    sizeof(*e->retiring));
+	e->retiring[e->nretiring++] = a;
+	return 1;
+}
+
+/* A retiring account's session has ended: let its successor start. */
+static void
+retired(struct account *a)
+{
+	struct engine	*e = a->eng;
+	struct account	*next = a->successor;
+	size_t		 i;
+
+	for (i = 0; i < e->nretiring; i++)
+		if (e->retiring[i] == a) {
+			e->retiring[i] = e->retiring[--e->nretiring];
+			break;
+		}
+	log_debug(a->cf->name, "old session ended");
+	account_free(a);
+	if (next != NULL)
+		engine_account_begin(next, sched_first_delay_ms(
+		    next->cf->poll_interval, sched_rng_default));
+	if (e->stopping && all_idle(e))
+		event_base_loopexit(e->base, NULL);
+}
+
 static void
 stop_cb(evutil_socket_t sig, short ev, void *arg)
 {
@@ -352,20 +497,8 @@ stop_cb(evutil_socket_t sig, short ev, void *arg)
 	tv.tv_sec = e->cf->global.shutdown_timeout;
 	tv.tv_usec = 0;
 	evtimer_add(e->ev_shutdown, &tv);
-	for (i = 0; i < e->naccounts; i++) {
-		struct account *a = &e->accounts[i];
-
-		evtimer_del(a->timer);
-		if (a->sreq != NULL) {
-			secret_cancel(&a->sreq);
-			a->state = ACCT_WAITING;
-			host_release(a);
-		}
-		if (a->pop3 != NULL)
-			pop3_session_stop(a->pop3);
-		if (a->imap != NULL)
-			imap_account_stop(a->imap);
-	}
+	for (i = 0; i < e->naccounts; i++)
+		account_stop(e->accounts[i]);
 	if (all_idle(e))
 		event_base_loopexit(e->base, NULL);
 }
@@ -373,8 +506,17 @@ stop_cb(evutil_socket_t sig, short ev, void *arg)
 static void
 hup_cb(evutil_socket_t sig, short ev, void *arg)
 {
-	log_warnx(NULL, "SIGHUP: configuration reload is not implemented "
-	    "in this version; ignored (restart hauld to apply changes)");
+	struct engine	*e = arg;
+	struct buf	 out = BUF_INIT;
+
+	if (e->stopping || e->oneshot) {
+		log_notice(NULL, "SIGHUP: ignored while %s", e->stopping ?
+		    "stopping" : "polling once");
+		return;
+	}
+	/* engine_reload() logs the outcome itself. */
+	engine_reload(e, &out);
+	buf_free(&out);
 }
 
 static void
@@ -383,20 +525,25 @@ chld_cb(evutil_socket_t sig, short ev, void *arg)
 	lda_reap();
 }
 
+/* A private directory: 1 if we created it, 0 if it was there, -1. */
 static int
 make_dir(const char *path)
 {
 	struct stat	 st;
+	int		 created = 1;
 
-	if (mkdir(path, 0700) == -1 && errno != EEXIST)
-		return -1;
+	if (mkdir(path, 0700) == -1) {
+		if (errno != EEXIST)
+			return -1;
+		created = 0;
+	}
 	if (lstat(path, &st) == -1)
 		return -1;
 	if (!S_ISDIR(st.st_mode)) {
 		errno = ENOTDIR;
 		return -1;
 	}
-	return 0;
+	return created;
 }
 
 struct engine *
@@ -405,20 +552,32 @@ engine_new(struct config *cf, int oneshot)
 	struct event_config *ec;
 	struct engine	*e;
 	struct buf	 err = BUF_INIT;
+	struct priv_ids	 ids;
 	size_t		 i;
+	int		 created;
 
 	e = xcalloc(1, sizeof(*e));
 	e->cf = cf;
 	e->oneshot = oneshot;
 	signal(SIGPIPE, SIG_IGN);
 
-	if (make_dir(cf->global.state_dir) == -1) {
+	/*
+	 * Started as root, we open what needs root (the key, the control
+	 * socket, the metrics listener, the state directory given to the
+	 * user), then become the user before the store and anything a
+	 * server or an MTA can influence.
+	 */
+	if (priv_setup(cf->global.user, cf->global.group, "user", &ids,
+	    &err) == -1) {
+		log_warnx(NULL, "%s", err.data);
+		goto fail;
+	}
+	if ((created = make_dir(cf->global.state_dir)) == -1) {
 		log_warn(NULL, "state_dir %s", cf->global.state_dir);
 		goto fail;
 	}
-	xasprintf(&e->spool_dir, "%s/spool", cf->global.state_dir);
-	if (make_dir(e->spool_dir) == -1) {
-		log_warn(NULL, "spool directory %s", e->spool_dir);
+	if (priv_own_dir(&ids, cf->global.state_dir, created, &err) == -1) {
+		log_warnx(NULL, "state_dir: %s", err.data);
 		goto fail;
 	}
 	if (key_load(cf->global.key_file, &e->key, &err) == -1) {
@@ -432,11 +591,6 @@ engine_new(struct config *cf, int oneshot)
 		key_free(&e->key);
 		e->key.len = 0;
 	}
-	buf_reset(&err);
-	if ((e->store = store_open(cf->global.state_dir, &err)) == NULL) {
-		log_warnx(NULL, "cannot open the UID store: %s", err.data);
-		goto fail;
-	}
 
 	ec = event_config_new();
 	e->base = event_base_new_with_config(ec);
@@ -448,6 +602,7 @@ engine_new(struct config *cf, int oneshot)
 	event_base_priority_init(e->base, PRIO_COUNT);
 	e->dns = evdns_base_new(e->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	conn_set_dns(e->dns);
+	conn_set_tls_limit(cf->global.max_tls_handshakes);
 	if ((e->dlv = dlv_new(e->base, &cf->delivery)) == NULL)
 		goto fail;
 
@@ -464,24 +619,37 @@ engine_new(struct config *cf, int oneshot)
 	event_add(e->ev_chld, NULL);
 
 	e->accounts = xcalloc(cf->naccounts, sizeof(*e->accounts));
-	e->naccounts = cf->naccounts;
 	if (!oneshot && cf->global.control_socket != NULL &&
 	    cf->global.control_socket[0] != '\0' && (e->ctl = control_new(e, cf->global.control_socket,
 	    cf->global.control_socket_mode, cf->global.control_group)) ==
 	    NULL)
 		goto fail;
-	for (i = 0; i < cf->naccounts; i++) {
-		struct account *a = &e->accounts[i];
-
-		a->eng = e;
-		a->cf = &cf->accounts[i];
-		a->timer = evtimer_new(e->base, account_run, a);
-		if (!a->cf->enabled) {
-			a->state = ACCT_DISABLED;
-			continue;
-		}
-		a->state = ACCT_WAITING;
+	if (!oneshot && cf->global.metrics_listen != NULL &&
+	    (e->mhttp = metrics_http_new(e, cf->global.metrics_listen)) ==
+	    NULL)
+		goto fail;
+	buf_reset(&err);
+	if (priv_drop(&ids, &err) == -1) {
+		log_warnx(NULL, "cannot drop privileges: %s", err.data);
+		goto fail;
 	}
+	if (ids.plan == PRIV_DROP)
+		log_info(NULL, "running as user %s (uid %u, gid %u)", ids.user,
+		    (unsigned)ids.uid, (unsigned)ids.gid);
+	/* As the user: store.c wants files owned by whoever runs it. */
+	xasprintf(&e->spool_dir, "%s/spool", cf->global.state_dir);
+	if (make_dir(e->spool_dir) == -1) {
+		log_warn(NULL, "spool directory %s", e->spool_dir);
+		goto fail;
+	}
+	buf_reset(&err);
+	if ((e->store = store_open(cf->global.state_dir, &err)) == NULL) {
+		log_warnx(NULL, "cannot open the UID store: %s", err.data);
+		goto fail;
+	}
+	for (i = 0; i < cf->naccounts; i++)
+		e->accounts[e->naccounts++] = engine_account_new(e,
+		    &cf->accounts[i]);
 	buf_free(&err);
 	return e;
 fail:
@@ -496,7 +664,7 @@ all_waiting_disabled(const struct engine *e)
 	size_t	 i;
 
 	for (i = 0; i < e->naccounts; i++)
-		if (e->accounts[i].state != ACCT_DISABLED)
+		if (e->accounts[i]->state != ACCT_DISABLED)
 			return 0;
 	return 1;
 }
@@ -509,7 +677,7 @@ engine_run(struct engine *e)
 	log_info(NULL, "hauld %s started: %zu accounts", HAUL_VERSION,
 	    e->naccounts);
 	for (i = 0; i < e->naccounts; i++) {
-		struct account *a = &e->accounts[i];
+		struct account *a = e->accounts[i];
 
 		if (a->state == ACCT_WAITING)
 			account_schedule(a, e->oneshot ? 0 : sched_first_delay_ms(
@@ -534,19 +702,17 @@ engine_free(struct engine **ep)
 	if (e == NULL)
 		return;
 	*ep = NULL;
-	for (i = 0; i < e->naccounts; i++) {
-		secret_cancel(&e->accounts[i].sreq);
-		buf_free_secret(&e->accounts[i].secret);
-		pop3_session_free(&e->accounts[i].pop3);
-		imap_account_free(&e->accounts[i].imap);
-		if (e->accounts[i].timer != NULL)
-			event_free(e->accounts[i].timer);
-	}
+	for (i = 0; i < e->naccounts; i++)
+		account_free(e->accounts[i]);
 	free(e->accounts);
+	for (i = 0; i < e->nretiring; i++)
+		account_free(e->retiring[i]);
+	free(e->retiring);
 	for (i = 0; i < e->nhosts; i++)
 		free(e->hosts[i].host);
 	free(e->hosts);
 	control_free(&e->ctl);
+	metrics_http_free(&e->mhttp);
 	dlv_free(&e->dlv);
 	if (e->ev_commit != NULL)
 		event_free(e->ev_commit);

@@ -165,6 +165,8 @@ struct imap {
 	size_t			 candcap;
 	size_t			 next;
 	uint32_t		 drop_min;	/* lowest UID left out, or 0 */
+	int			 scan;		/* imap_fetch_flags(), not a listing */
+	uint32_t		 scan_below;	/* its UID bound; 0: none */
 	unsigned		 nbodies;	/* body fetches in flight */
 	int			 idle_done;	/* DONE wanted */
 

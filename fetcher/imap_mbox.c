@@ -158,19 +158,22 @@ imap_cand_finish(struct imap *p)
 struct fetch_items {
 	int			 has_uid;
 	uint32_t		 uid;
+	int			 has_flags;
+	int			 seen;		/* FLAGS holds \Seen */
 	int			 has_size;
 	uint64_t		 size;
 	const struct imap_arg	*body;		/* the value of BODY[] */
 };
 
 /*
- * The items of "* n FETCH (name value ...)".  Only UID, RFC822.SIZE and
- * BODY[] matter; the rest is skipped whole.  Returns 0, or -1.
+ * The items of "* n FETCH (name value ...)".  Only UID, RFC822.SIZE,
+ * FLAGS (for \Seen) and BODY[] matter; the rest is skipped whole.
+ * Returns 0, or -1.
  */
 static int
 fetch_items(const struct imap_response *r, struct fetch_items *fi)
 {
-	const struct imap_arg	*l = imap_arg_first(r), *n, *v;
+	const struct imap_arg	*l = imap_arg_first(r), *n, *v, *f;
 	uint64_t		 x;
 
 	memset(fi, 0, sizeof(*fi));
@@ -195,6 +198,13 @@ fetch_items(const struct imap_response *r, struct fetch_items *fi)
 			if (fi->body != NULL)
 				return -1;
 			fi->body = v;
+		} else if (imap_arg_is(r, n, "FLAGS") &&
+		    v->type == IMAP_ARG_LIST) {
+			fi->has_flags = 1;
+			for (f = imap_arg_child(r, v); f != NULL;
+			    f = imap_arg_next(r, f))
+				if (imap_arg_is(r, f, "\\Seen"))
+					fi->seen = 1;
 		}
 	}
 	return 0;
@@ -393,7 +403,13 @@ on_fetch(struct imap *p, const struct imap_response *r)
 		imap_fail(p, ERR_PROTOCOL, "malformed FETCH response");
 		return;
 	}
-	if (fi.has_uid) {
+	if (fi.has_uid && p->scan && p->op == IMAP_OP_FETCH && p->op_sent) {
+		/* imap_fetch_flags(): report, within the bound only. */
+		if (fi.has_flags && (p->scan_below == 0 ||
+		    fi.uid < p->scan_below) && p->cb.flags(p->arg, fi.uid,
+		    fi.seen) == -1)
+			imap_owner_fail(p, "flags");
+	} else if (fi.has_uid) {
 		if (p->op == IMAP_OP_FETCH && p->op_sent && !p->listed) {
 			map_set(p, r->num, fi.uid);
 			/* n:* also returns the last message below n. */

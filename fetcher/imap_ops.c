@@ -86,8 +86,13 @@ send_op(struct imap *p)
 		imap_map_clear(p);
 		c = imap_cmd_start(p, CMD_LISTING, 0);
 		/* Some servers answer "1:*" in an empty mailbox with BAD. */
-		if (p->count == 0)
+		if (p->count == 0 || (p->scan && p->scan_below == 1))
 			imap_cmd_add(p, "NOOP");
+		else if (p->scan && p->scan_below != 0)
+			imap_cmd_addf(p, "UID FETCH 1:%u (UID FLAGS)",
+			    p->scan_below - 1);
+		else if (p->scan)
+			imap_cmd_add(p, "UID FETCH 1:* (UID FLAGS)");
 		else
 			imap_cmd_addf(p, "UID FETCH %u:* (UID RFC822.SIZE)",
 			    p->lo);
@@ -428,7 +433,9 @@ imap_ops_tagged(struct imap *p, struct cmd *c, const struct imap_response *r,
 		imap_op_end(p, IMAP_OP_SELECT, 1, text);
 		break;
 	case CMD_LISTING:
-		if (ok)
+		if (p->scan)
+			imap_op_end(p, IMAP_OP_FETCH, ok, text);
+		else if (ok)
 			imap_cand_finish(p);
 		else
 			imap_op_end(p, IMAP_OP_FETCH, 0, text);
@@ -555,6 +562,19 @@ imap_fetch_new(struct imap *p, uint32_t lo)
 	if (lo == 0 || p->state != IMAP_SELECTED)
 		return -1;
 	p->lo = lo;
+	p->scan = 0;
+	return start_op(p, IMAP_OP_FETCH, NULL);
+}
+
+int
+imap_fetch_flags(struct imap *p, uint32_t below)
+{
+	if (p->cb.flags == NULL || p->state != IMAP_SELECTED ||
+	    !imap_ready(p))
+		return -1;
+	p->lo = 1;
+	p->scan = 1;
+	p->scan_below = below;
 	return start_op(p, IMAP_OP_FETCH, NULL);
 }
 

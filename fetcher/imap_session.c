@@ -13,6 +13,7 @@
 #include "haul/imap.h"
 #include "haul/imap_session.h"
 #include "haul/inject.h"
+#include "haul/killpoint.h"
 #include "haul/log.h"
 #include "haul/message.h"
 #include "haul/sched.h"
@@ -52,6 +53,7 @@ enum fphase {
 	FP_CONNECTING,
 	FP_LISTING,		/* LIST for a wildcard entry */
 	FP_SELECTING,
+	FP_SCANNING,		/* first contact: flags for first_fetch */
 	FP_FETCHING,
 	FP_IDLE,
 	FP_LEAVING,		/* LOGOUT sent */
@@ -74,7 +76,11 @@ struct folder {
 	int64_t		 mbox;
 	uint32_t	 uidvalidity;
 	uint64_t	 hwm;		/* every UID <= hwm is resolved */
+	uint64_t	 pushed_ms;	/* EXISTS in IDLE: when (metrics) */
 	int		 recovering;	/* UIDVALIDITY changed this pass */
+	enum first_fetch first;		/* first contact: what to record */
+	uint32_t	 first_below;	/* UIDNEXT at that SELECT, or 0 */
+	unsigned	 first_marked;
 	uint32_t	 round_max;
 	uint32_t	 round_fail;	/* lowest unresolved UID, or 0 */
 	int		 fetch_done;
@@ -105,6 +111,8 @@ static void	folder_fail(struct folder *, enum err_class, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));
 static void	folder_continue(struct folder *);
 static void	start_round(struct folder *);
+static void	first_scan(struct folder *);
+static void	first_done(struct folder *, int, const char *);
 
 static const char *
 aname(const struct folder *f)
@@ -314,7 +322,13 @@ dlv_done(struct dlv_job *j, const struct dlv_result *r)
 		}
 		m->state = FM_ACCEPTED;
 		f->acct->delivered++;
+		KILLPOINT("store.accepted");
 		f->acct->bytes += info->size;
+		hist_observe(&f->acct->lat_delivery, clock_mono_ms() -
+		    m->started_ms);
+		if (f->pushed_ms != 0)
+			hist_observe(&f->acct->lat_push, clock_mono_ms() -
+			    f->pushed_ms);
 		log_info(aname(f), "delivered folder %s uid %s size %llu queue "
 		    "id %s delay %llums", fname(f), m->uidstr,
 		    (unsigned long long)info->size,
@@ -393,9 +407,15 @@ cb_selected(void *arg, uint32_t uv, uint32_t uidnext, uint32_t exists,
 	if (r == -1)
 		return -1;
 	f->recovering = 0;
+	f->first = FIRST_FETCH_ALL;
 	if (r == STORE_ABSENT) {
 		hwm = 0;
-		if (store_folder_set(st, aname(f), fname(f), uv, 0) == -1)
+		if (f->cf->first_fetch != FIRST_FETCH_ALL) {
+			/* The folder row waits for first_done(). */
+			f->first = f->cf->first_fetch;
+			f->first_below = uidnext;
+		} else if (store_folder_set(st, aname(f), fname(f), uv, 0) ==
+		    -1)
 			return -1;
 	} else if (olduv != uv) {
 		/*
@@ -423,6 +443,7 @@ cb_selected(void *arg, uint32_t uv, uint32_t uidnext, uint32_t exists,
 	if (store_mailbox(st, aname(f), fname(f), uv, &f->mbox) == -1)
 		return -1;
 	engine_want_commit(f->eng);
+	KILLPOINT("fetch.mailbox");
 	log_debug(aname(f), "folder %s: uidvalidity %u uidnext %u exists %u%s",
 	    fname(f), uv, uidnext, exists, ro ? " (read-only)" : "");
 	return 0;
@@ -439,6 +460,7 @@ cb_want(void *arg, uint32_t uid, uint64_t size)
 
 	if (f->err != ERR_NONE || f->ia->stopping)
 		return IMAP_WANT_SKIP;
+	KILLPOINT("fetch.listed");
 	if (uid > f->round_max)
 		f->round_max = uid;
 	snprintf(us, sizeof(us), "%u", uid);
@@ -460,8 +482,12 @@ cb_want(void *arg, uint32_t uid, uint64_t size)
 		return IMAP_WANT_FETCH;
 	case STORE_ACCEPTED:
 	case STORE_REMOVED:
-		/* Delivered before: finish what the account asks. */
-		if (wants_removal(f->cf, rec.first_seen)) {
+		/*
+		 * Delivered before: finish what the account asks.  Never for
+		 * what first_fetch recorded: haul did not deliver that.
+		 */
+		if (wants_removal(f->cf, rec.first_seen) &&
+		    strcmp(rec.queue_id, FIRST_FETCH_QUEUE_ID) != 0) {
 			struct fmsg tmp;
 
 			if (store_pending(st) && store_commit(st) == -1)
@@ -515,6 +541,7 @@ cb_msg_begin(void *arg, uint32_t uid, uint64_t size)
 	m->filter = msgf_new(m->spool, NULL);
 	if (f->cur_msg != NULL)
 		msg_free(f, f->cur_msg);
+	KILLPOINT("fetch.begin");
 	f->cur_msg = m;
 	return 0;
 }
@@ -554,6 +581,7 @@ cb_msg_end(void *arg, uint32_t uid)
 		return -1;
 	}
 	f->fetched++;
+	KILLPOINT("fetch.spooled");
 	f->acct->progress_done++;
 	info = msgf_info(m->filter);
 	TAILQ_INSERT_TAIL(&f->msgs, m, entry);
@@ -622,6 +650,31 @@ cb_msg_failed(void *arg, uint32_t uid, enum imap_fail why, const char *text)
 	return 0;
 }
 
+/* First contact under first_fetch: record, do not fetch (docs/imap.md). */
+static int
+cb_flags(void *arg, uint32_t uid, int seen)
+{
+	struct folder	*f = arg;
+	struct store	*st = f->eng->store;
+	struct store_msg rec;
+	char		 us[16];
+	int		 r;
+
+	if (f->phase != FP_SCANNING || (f->first == FIRST_FETCH_UNSEEN &&
+	    !seen))
+		return 0;
+	snprintf(us, sizeof(us), "%u", uid);
+	if ((r = store_get(st, f->mbox, us, strlen(us), &rec)) == -1)
+		return -1;
+	if (r == STORE_FOUND)
+		return 0;	/* recorded by a first contact cut short */
+	if (store_accepted(st, f->mbox, us, strlen(us), FIRST_FETCH_QUEUE_ID,
+	    NULL, NULL, 0) == 0)
+		return -1;
+	f->first_marked++;
+	return 0;
+}
+
 static void
 cb_exists(void *arg, uint32_t n)
 {
@@ -629,6 +682,8 @@ cb_exists(void *arg, uint32_t n)
 
 	/* New mail while idling: leave IDLE, then fetch (op_done). */
 	if (f->phase == FP_IDLE && f->p != NULL) {
+		if (f->pushed_ms == 0)
+			f->pushed_ms = clock_mono_ms();
 		imap_idle_done(f->p);
 		flush(f);
 	}
@@ -658,6 +713,7 @@ cb_action_done(void *arg, enum imap_action a, uint32_t uid, int ok)
 
 	if (f->actions > 0)
 		f->actions--;
+	if (ok && a != IMAP_ACT_SEEN) KILLPOINT("fetch.delete_committed");
 	snprintf(us, sizeof(us), "%u", uid);
 	if (!ok)
 		log_warnx(aname(f), "folder %s: the server refused to %s uid "
@@ -725,9 +781,16 @@ cb_op_done(void *arg, enum imap_op op, int ok, const char *text)
 			    fname(f), text);
 			return;
 		}
-		start_round(f);
+		if (f->first != FIRST_FETCH_ALL)
+			first_scan(f);
+		else
+			start_round(f);
 		return;
 	case IMAP_OP_FETCH:
+		if (f->phase == FP_SCANNING) {
+			first_done(f, ok, text);
+			return;
+		}
 		f->fetch_done = 1;
 		folder_continue(f);
 		return;
@@ -764,6 +827,7 @@ static const struct imap_cb machine_cb = {
 	.action_done = cb_action_done,
 	.mailbox = cb_mailbox,
 	.status = NULL,
+	.flags = cb_flags,
 };
 
 /* --- the folder's life ------------------------------------------------- */
@@ -790,6 +854,54 @@ start_round(struct folder *f)
 	flush(f);
 }
 
+/*
+ * First contact with first_fetch = unseen or new: ask for the flags of
+ * every message below the UIDNEXT of the SELECT, so nothing that arrives
+ * later can be taken as delivered.
+ */
+static void
+first_scan(struct folder *f)
+{
+	f->phase = FP_SCANNING;
+	f->first_marked = 0;
+	if (imap_fetch_flags(f->p, f->first_below) == -1)
+		folder_fail(f, ERR_PROTOCOL, "cannot ask for the flags in "
+		    "folder %s", fname(f));
+	flush(f);
+}
+
+/*
+ * The records of first_scan() and the folder row that ends first contact
+ * become durable together, before anything is fetched.
+ */
+static void
+first_done(struct folder *f, int ok, const char *text)
+{
+	struct store	*st = f->eng->store;
+
+	if (!ok) {
+		folder_fail(f, ERR_PROTOCOL, "folder %s: the flags for "
+		    "first_fetch were refused: %s", fname(f), text);
+		return;
+	}
+	if (f->err != ERR_NONE || f->ia->stopping) {
+		leave(f);
+		return;
+	}
+	if (store_folder_set(st, aname(f), fname(f), f->uidvalidity, 0) ==
+	    -1 || store_commit(st) == -1) {
+		engine_want_commit(f->eng);	/* reopens a broken store */
+		folder_fail(f, ERR_LOCAL, "folder %s: cannot record what "
+		    "first_fetch skips", fname(f));
+		return;
+	}
+	log_info(aname(f), "folder %s: first contact (first_fetch = %s): %u "
+	    "messages recorded as delivered, not fetched", fname(f),
+	    config_first_fetch_name(f->first), f->first_marked);
+	f->first = FIRST_FETCH_ALL;
+	start_round(f);
+}
+
 static void
 refresh_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -814,6 +926,7 @@ go_idle(struct folder *f)
 	uint64_t	 ms = (uint64_t)f->cf->idle_refresh * 1000;
 
 	f->phase = FP_IDLE;
+	f->pushed_ms = 0;
 	if (imap_idle(f->p) == -1) {
 		leave(f);
 		return;
@@ -933,6 +1046,7 @@ on_ready(struct conn *c, void *arg)
 	ip.max_message_size = f->cf->max_message_size;
 	ip.allow_expunge_all = f->cf->allow_expunge_all;
 	f->p = imap_new(&ip, &machine_cb, f);
+	KILLPOINT("fetch.connected");
 	conn_set_idle_timeout(c, f->cf->timeout);
 	track_deadline(f, 0);
 }
@@ -1145,6 +1259,9 @@ imap_account_durable(struct imap_account *ia)
 		struct folder	*f = ia->f[i];
 		struct fmsg	*m, *next;
 
+		/* Nothing here waited for the commit (most idling folders). */
+		if (TAILQ_EMPTY(&f->msgs))
+			continue;
 		for (m = TAILQ_FIRST(&f->msgs); m != NULL; m = next) {
 			next = TAILQ_NEXT(m, entry);
 			if (m->state != FM_ACCEPTED ||
@@ -1152,6 +1269,7 @@ imap_account_durable(struct imap_account *ia)
 				continue;
 			/* Durable: now the server may be changed. */
 			act(f, m, clock_wall());
+			KILLPOINT("fetch.durable");
 			m->state = FM_DONE;
 			TAILQ_REMOVE(&f->msgs, m, entry);
 			msg_release(m);
@@ -1159,6 +1277,7 @@ imap_account_durable(struct imap_account *ia)
 		}
 		flush(f);
 		folder_continue(f);
+		if (f->actions > 0) KILLPOINT("fetch.delete_sent");
 	}
 }
 
@@ -1208,6 +1327,15 @@ imap_account_stop(struct imap_account *ia)
 		} else
 			folder_continue(f);
 	}
+}
+
+void
+imap_account_set_cf(struct imap_account *ia, const struct config_account *cf)
+{
+	size_t	 i;
+
+	for (i = 0; i < ia->nf; i++)
+		ia->f[i]->cf = cf;
 }
 
 void

@@ -1,6 +1,9 @@
 /* ISC licence; see LICENSE. */
 #include <sys/types.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,11 +16,13 @@
 
 #include "haul/buf.h"
 #include "haul/lda.h"
+#include "haul/killpoint.h"
 #include "haul/log.h"
 #include "haul/xmalloc.h"
 
 #define LDA_MAX_ARGS	64
 #define LDA_STDERR_MAX	400	/* kept for the log line */
+#define LDA_STDERR_GRACE 2	/* s to wait for stderr after the agent exits */
 #define LDA_CHUNK	(64 * 1024)
 
 struct lda_run {
@@ -144,6 +149,7 @@ finish_cb(evutil_socket_t fd, short ev, void *arg)
 	char		 errtxt[LDA_STDERR_MAX];
 
 	memset(&res, 0, sizeof(res));
+	KILLPOINT("lda.exited");
 	log_printable(errtxt, sizeof(errtxt), r->err_text, r->err_len);
 	if (r->timed_out) {
 		res.outcome = LDA_TEMPFAIL;
@@ -175,14 +181,39 @@ finish_cb(evutil_socket_t fd, short ev, void *arg)
 	free_run(r);
 }
 
+/*
+ * The agent runs in a process group of its own, so a timeout or a cancel
+ * also ends whatever it started (a shell's `sleep`, a filter): otherwise
+ * such a child keeps stderr open and the job never finishes.
+ */
+static void
+kill_agent(struct lda_run *r)
+{
+	kill(-r->pid, SIGKILL);
+	if (!r->exited)
+		kill(r->pid, SIGKILL);
+}
+
 static void
 timeout_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct lda_run	*r = arg;
 
-	r->timed_out = 1;
-	if (!r->exited)
-		kill(r->pid, SIGKILL);
+	if (!r->exited) {
+		r->timed_out = 1;
+		kill_agent(r);
+	} else if (r->err_fd != -1) {
+		/*
+		 * The agent has exited (its status stands) but something it
+		 * left behind still holds stderr open: do not wait for it.
+		 */
+		kill_agent(r);
+		event_free(r->err_ev);
+		r->err_ev = NULL;
+		close(r->err_fd);
+		r->err_fd = -1;
+		maybe_finish(r);
+	}
 	close_in(r);
 }
 
@@ -225,7 +256,7 @@ in_cb(evutil_socket_t fd, short ev, void *arg)
 				 * written is taken as delivered. */
 				log_warnx(r->account, "cannot read the spooled "
 				    "message; killing the delivery agent");
-				kill(r->pid, SIGKILL);
+				kill_agent(r);
 				close_in(r);
 				return;
 			}
@@ -261,6 +292,9 @@ lda_start(struct event_base *base, const struct lda_params *p,
 	char		*argv[LDA_MAX_ARGS + 1];
 	int		 in_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
 	size_t		 i, n;
+#ifdef __linux__
+	pid_t		 parent = getpid();
+#endif
 
 	for (n = 0; p->argv_template[n] != NULL; n++)
 		if (n == LDA_MAX_ARGS) {
@@ -306,6 +340,18 @@ lda_start(struct event_base *base, const struct lda_params *p,
 		in_pipe[1] = err_pipe[0] = -1;
 		goto fail;
 	case 0:
+		setpgid(0, 0);
+#ifdef __linux__
+		/*
+		 * Die with hauld.  An agent that outlives a killed hauld reads
+		 * EOF where the message was cut and delivers the truncated
+		 * copy (found by the crash tests: a SIGKILL right after the
+		 * fork left an empty message in the mailbox).
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(EX_TEMPFAIL);
+#endif
 		/* Child: stdin from the pipe, stdout to /dev/null, stderr
 		 * to us; default signal dispositions; then execve. */
 		if (dup2(in_pipe[0], STDIN_FILENO) == -1 ||
@@ -331,8 +377,11 @@ lda_start(struct event_base *base, const struct lda_params *p,
 		    strerror(errno));
 		_exit(EX_TEMPFAIL);
 	}
+	/* Also in the parent, so no kill can race the child's setpgid. */
+	setpgid(r->pid, r->pid);
 	close(in_pipe[0]);
 	close(err_pipe[1]);
+	KILLPOINT("lda.started");
 	for (i = 0; i < n; i++)
 		free(argv[i]);
 	fcntl(r->in_fd, F_SETFL, fcntl(r->in_fd, F_GETFL) | O_NONBLOCK);
@@ -371,9 +420,10 @@ lda_cancel(struct lda_run **rp)
 		return;
 	*rp = NULL;
 	if (!r->exited) {
-		kill(r->pid, SIGKILL);
+		kill_agent(r);
 		waitpid(r->pid, NULL, 0);
-	}
+	} else if (r->err_fd != -1)
+		kill(-r->pid, SIGKILL);
 	unlink_run(r);
 	free_run(r);
 }
@@ -391,6 +441,13 @@ lda_reap(void)
 			r->exited = 1;
 			r->wstatus = ws;
 			close_in(r);
+			if (r->err_fd != -1) {
+				/* Give stderr a moment to drain, then stop
+				 * waiting for children the agent left. */
+				struct timeval	 grace = { LDA_STDERR_GRACE, 0 };
+
+				evtimer_add(r->timer, &grace);
+			}
 			maybe_finish(r);
 		}
 	}

@@ -1,4 +1,6 @@
 /* ISC licence; see LICENSE. */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 #include "haul/config.h"
 #include "haul/engine.h"
 #include "haul/log.h"
+#include "haul/priv.h"
 
 #define DEFAULT_CONFIG	"/etc/haul/haul.conf"
 
@@ -40,15 +43,20 @@ load_config(const char *path)
 	return cf;
 }
 
+/* Written as root: never through a symbolic link someone left there. */
 static int
 write_pid_file(const char *path)
 {
 	FILE	*f;
+	int	 fd;
 
 	if (path == NULL)
 		return 0;
-	if ((f = fopen(path, "w")) == NULL) {
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0644)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		log_warn(NULL, "pid file %s", path);
+		if (fd != -1)
+			close(fd);
 		return -1;
 	}
 	fprintf(f, "%ld\n", (long)getpid());
@@ -72,19 +80,42 @@ run(struct config *cf, int foreground, int debug, int once)
 	}
 	log_set_level(debug ? LOG_LVL_DEBUG :
 	    (enum log_level)cf->global.log_level);
+	/*
+	 * Refuse root without a user while the reason can still reach the
+	 * terminal; engine_new() drops privileges once it has opened what
+	 * needs them.
+	 */
+	{
+		struct priv_ids	 ids;
+		struct buf	 err = BUF_INIT;
+
+		if (priv_setup(cf->global.user, cf->global.group, "user",
+		    &ids, &err) == -1) {
+			fprintf(stderr, "hauld: %s\n", err.data);
+			if (!foreground)
+				log_warnx(NULL, "%s", err.data);
+			buf_free(&err);
+			config_free(&cf);
+			return 1;
+		}
+		buf_free(&err);
+	}
 	if (!foreground && daemon(0, 0) == -1) {
 		log_warn(NULL, "daemon");
 		config_free(&cf);
 		return 1;
 	}
+	/* Before engine_new(): /run is root's, and we will not be. */
 	if (cf->global.pid_file != NULL)
 		pid_file = strdup(cf->global.pid_file);
-	if ((e = engine_new(cf, once)) == NULL) {
+	if (write_pid_file(pid_file) == -1) {
 		free(pid_file);
+		config_free(&cf);
 		return 1;
 	}
-	if (write_pid_file(pid_file) == -1) {
-		engine_free(&e);
+	if ((e = engine_new(cf, once)) == NULL) {
+		if (pid_file != NULL)
+			unlink(pid_file);
 		free(pid_file);
 		return 1;
 	}
@@ -101,6 +132,7 @@ main(int argc, char **argv)
 {
 	const char	*path = DEFAULT_CONFIG;
 	struct config	*cf;
+	char		 cwd[PATH_MAX], abspath[PATH_MAX];
 	int		 ch, check = 0, foreground = 0, debug = 0, once = 0;
 
 	while ((ch = getopt(argc, argv, "1c:dfhnV")) != -1) {
@@ -119,6 +151,11 @@ main(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(2);
+	/* A reload re-reads it after daemon() has moved to "/". */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (size_t)snprintf(abspath, sizeof(abspath), "%s/%s", cwd, path) <
+	    sizeof(abspath))
+		path = abspath;
 
 	if ((cf = load_config(path)) == NULL)
 		return 1;

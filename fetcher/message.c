@@ -374,6 +374,141 @@ norm_byte(struct msgf *f, unsigned char c)
 	f->last = c;
 }
 
+#define ONES	0x0101010101010101ULL
+#define LOWS	0x7f7f7f7f7f7f7f7fULL
+#define HIGHS	0x8080808080808080ULL
+
+/* The high bit of each byte of w that is zero (exact, no false hits). */
+static uint64_t
+zero_bytes(uint64_t w)
+{
+	return ~(((w & LOWS) + LOWS) | w) & HIGHS;
+}
+
+/*
+ * The mask of CRs moved onto the byte after each: where LFs must be for
+ * every CR in the word to start a CRLF pair (bytes in memory order).
+ */
+static uint64_t
+next_byte(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return m >> 8;
+#else
+	return m << 8;
+#endif
+}
+
+/* The mask bit of the word's last byte in memory. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define LAST_BYTE	0x80ULL
+#else
+#define LAST_BYTE	(0x80ULL << 56)
+#endif
+
+/* Bits set in the high-bit mask m (one per byte), without popcnt. */
+static unsigned
+high_count(uint64_t m)
+{
+	m >>= 7;		/* one bit at the bottom of each byte */
+	return (unsigned)((m * ONES) >> 56);
+}
+
+/*
+ * The body's fast path: the longest prefix of b that the normaliser and
+ * the header stage would pass through unchanged (no CR or LF other than
+ * CRLF pairs, which stay), written out at once and counted as out_byte()
+ * would.  Returns its length; the byte after it (a bare CR or LF, or a CR
+ * that ends the chunk) is for norm_byte().
+ */
+static size_t
+body_run(struct msgf *f, const unsigned char *b, size_t n)
+{
+	const uint64_t	 cr = ONES * '\r', lf = ONES * '\n';
+	uint64_t	 w, eight = 0, nul = 0;
+	size_t		 i = 0, room;
+
+	while (i < n) {
+		if (i + 8 <= n) {
+			uint64_t mcr, mlf;
+
+			memcpy(&w, b + i, 8);
+			mcr = zero_bytes(w ^ cr);
+			mlf = zero_bytes(w ^ lf);
+			/* No NUL; every CR and LF a CRLF pair inside. */
+			if (zero_bytes(w) == 0 && mlf == next_byte(mcr) &&
+			    (mcr & LAST_BYTE) == 0) {
+				if (w & HIGHS)
+					eight += high_count(w & HIGHS);
+				i += 8;
+				continue;
+			}
+		}
+		/* A word with a line end or a NUL (or the tail): bytewise. */
+		for (room = i + 8 < n ? i + 8 : n; i < room; i++) {
+			unsigned char c = b[i];
+
+			if (c == '\r') {
+				if (i + 1 < n && b[i + 1] == '\n') {
+					i++;
+					continue;
+				}
+				goto out;
+			}
+			if (c == '\n')
+				goto out;
+			if (c >= 0x80)
+				eight++;
+			else if (c == 0)
+				nul++;
+		}
+	}
+out:
+	if (i == 0)
+		return 0;
+	f->info.eightbit += eight;
+	f->info.nul_count += nul;
+	f->info.size += i;
+	f->last = b[i - 1];
+	if (f->olen + i <= sizeof f->obuf) {
+		memcpy(f->obuf + f->olen, b, i);
+		f->olen += i;
+	} else {
+		out_flush(f);
+		if (f->err == 0 && spool_write(f->spool, b, i) == -1)
+			f->err = errno != 0 ? errno : EIO;
+	}
+	return i;
+}
+
+/*
+ * The header's fast path: inside a header line, the bytes up to the next
+ * CR or LF go into the field buffer at once, as hdr_byte() would add them
+ * one by one; stops short of either limit so that hdr_byte() still sees
+ * the byte that crosses it.  Returns how many bytes it took.
+ */
+static size_t
+hdr_run(struct msgf *f, const unsigned char *b, size_t n)
+{
+	size_t	 lim = n, k = 0;
+
+	if (f->info.header_size >= f->lim.max_header ||
+	    f->field.len >= f->lim.max_field)
+		return 0;
+	if (lim > f->lim.max_header - f->info.header_size)
+		lim = (size_t)(f->lim.max_header - f->info.header_size);
+	if (lim > f->lim.max_field - f->field.len)
+		lim = f->lim.max_field - f->field.len;
+	while (k < lim && b[k] != '\r' && b[k] != '\n')
+		k++;
+	if (k == 0)
+		return 0;
+	buf_add(&f->field, b, k);
+	f->info.header_size += k;
+	f->last = b[k - 1];
+	return k;
+}
+
 int
 msgf_write(struct msgf *f, const void *p, size_t n)
 {
@@ -384,8 +519,19 @@ msgf_write(struct msgf *f, const void *p, size_t n)
 		errno = EINVAL;
 		return -1;
 	}
-	for (i = 0; i < n && f->err == 0; i++)
+	for (i = 0; i < n && f->err == 0; i++) {
+		if ((f->hstate == H_BODY || f->hstate == H_PASS) &&
+		    !f->pending_cr) {
+			i += body_run(f, b + i, n - i);
+			if (i == n || f->err != 0)
+				break;
+		} else if (f->hstate == H_LINE && !f->pending_cr) {
+			i += hdr_run(f, b + i, n - i);
+			if (i == n)
+				break;
+		}
 		norm_byte(f, b[i]);
+	}
 	f->info.in_size += i;
 	out_flush(f);
 	if (f->err != 0) {

@@ -12,6 +12,7 @@
 #include "haul/conn.h"
 #include "haul/deliver.h"
 #include "haul/log.h"
+#include "haul/killpoint.h"
 #include "haul/inject.h"
 #include "haul/message.h"
 #include "haul/pop3.h"
@@ -217,6 +218,7 @@ maybe_finish(struct pop3_session *s)
 		s->finish_sent = 1;
 		pop3_finish(s->p);
 		flush(s);
+		KILLPOINT("fetch.quit_sent");
 	}
 }
 
@@ -245,9 +247,11 @@ dlv_done(struct dlv_job *j, const struct dlv_result *r)
 			break;
 		}
 		m->state = PM_ACCEPTED;
+		KILLPOINT("store.accepted");
 		s->delivered++;
 		s->acct->delivered++;
 		s->acct->bytes += info->size;
+		hist_observe(&s->acct->lat_delivery, ms);
 		log_info(acct_name(s), "delivered uid %s size %llu queue id %s "
 		    "delay %llums", m->uid, (unsigned long long)info->size,
 		    r->queue_id[0] ? r->queue_id : "-",
@@ -337,6 +341,7 @@ cb_want(void *arg, unsigned msgno, const char *uid, uint64_t size)
 
 	if (s->stopping || s->err != ERR_NONE)
 		return POP3_WANT_SKIP;
+	KILLPOINT("fetch.listed");
 	r = store_get(st, s->mbox, uid, ul, &rec);
 	if (r == -1)
 		return POP3_WANT_ABORT;
@@ -415,6 +420,7 @@ cb_msg_begin(void *arg, unsigned msgno, const char *uid, uint64_t size)
 	if (s->cf->max_message_size > 0)
 		spool_set_max(m->spool, s->cf->max_message_size * 2 + 2);
 	m->filter = msgf_new(m->spool, NULL);
+	KILLPOINT("fetch.begin");
 	s->cur = m;
 	return 0;
 }
@@ -448,6 +454,7 @@ cb_msg_end(void *arg, unsigned msgno, const char *uid)
 		return -1;
 	}
 	s->fetched++;
+	KILLPOINT("fetch.spooled");
 	s->acct->progress_done++;
 	TAILQ_INSERT_TAIL(&s->msgs, m, entry);
 	if (submit(s, m) == -1) {
@@ -481,6 +488,7 @@ cb_mailbox(void *arg, unsigned count, uint64_t octets)
 	struct pop3_session *s = arg;
 
 	s->listed = 1;
+	KILLPOINT("fetch.mailbox");
 	if (s->cf->keep && pop3_expire(s->p) == 0)
 		log_warnx(acct_name(s), "the server announces EXPIRE 0: it "
 		    "deletes messages once retrieved, whatever keep says");
@@ -574,6 +582,7 @@ on_ready(struct conn *c, void *arg)
 	pp.secret_len = s->secret.len;
 	pp.max_message_size = s->cf->max_message_size;
 	s->p = pop3_new(&pp, &machine_cb, s);
+	KILLPOINT("fetch.connected");
 	conn_set_idle_timeout(c, s->cf->timeout);
 	track_deadline(s, 0);
 }
@@ -644,6 +653,7 @@ end_cb(evutil_socket_t fd, short ev, void *arg)
 
 	/* QUIT +OK committed the DELEs: record the removals. */
 	if (quit_ok && engine_store_ok(s->eng)) {
+		KILLPOINT("fetch.delete_committed");
 		for (i = 0; i < s->ndeleted; i++)
 			if (pop3_dele_ok(s->p, s->deleted[i]))
 				store_removed(st, s->mbox, s->deleted_uid[i],
@@ -734,6 +744,7 @@ pop3_session_durable(struct pop3_session *s)
 		if (!s->cf->keep && !s->conn_dead && s->p != NULL &&
 		    !s->finish_sent && pop3_delete(s->p, m->msgno) == 0)
 			note_deleted(s, m->msgno, m->uid);
+		KILLPOINT("fetch.durable");
 		m->state = PM_DONE;
 		TAILQ_REMOVE(&s->msgs, m, entry);
 		msg_release(m);
@@ -741,6 +752,7 @@ pop3_session_durable(struct pop3_session *s)
 	}
 	flush(s);
 	maybe_finish(s);
+	if (s->ndeleted > 0) KILLPOINT("fetch.delete_sent");
 }
 
 void
@@ -789,6 +801,12 @@ pop3_session_stop(struct pop3_session *s)
 	pop3_abort(s->p);
 	flush(s);
 	maybe_finish(s);
+}
+
+void
+pop3_session_set_cf(struct pop3_session *s, const struct config_account *cf)
+{
+	s->cf = cf;
 }
 
 void

@@ -182,7 +182,7 @@ void
 secret_copy(struct buf *dst, const struct buf *src)
 {
 	buf_init(dst, SECRET_MAX);
-	buf_reserve(dst, SECRET_MAX);
+	buf_reserve(dst, src->len);
 	buf_add(dst, src->data != NULL ? src->data : "", src->len);
 }
 

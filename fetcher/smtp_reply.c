@@ -227,6 +227,34 @@ smtp_norm_feed(struct smtp_norm *n, const void *src, size_t len,
 	for (i = 0; i < len; i++) {
 		unsigned char ch = s[i];
 
+		/*
+		 * Inside a line with no CR held: copy up to the next CR or
+		 * LF in one go (memchr), and a CRLF right after it too.
+		 */
+		if (!n->cr && !n->bol) {
+			const unsigned char *e, *lf;
+			size_t run;
+
+			e = memchr(s + i, '\r', len - i);
+			lf = memchr(s + i, '\n', (e != NULL ? (size_t)(e - s) :
+			    len) - i);
+			if (lf != NULL)
+				e = lf;
+			run = (e != NULL ? (size_t)(e - s) : len) - i;
+			memcpy(d, s + i, run);
+			d += run;
+			i += run;
+			if (i == len)
+				break;
+			ch = s[i];
+			if (ch == '\r' && i + 1 < len && s[i + 1] == '\n') {
+				*d++ = '\r';
+				*d++ = '\n';
+				n->bol = 1;
+				i++;
+				continue;
+			}
+		}
 		if (n->cr) {
 			*d++ = '\r';
 			*d++ = '\n';

@@ -16,6 +16,7 @@
 
 #include "haul/buf.h"
 #include "haul/clock.h"
+#include "haul/killpoint.h"
 #include "haul/log.h"
 #include "haul/store.h"
 #include "haul/str.h"
@@ -776,6 +777,7 @@ store_commit(struct store *st)
 		return -1;
 	if (!st->in_txn)
 		return 0;
+	KILLPOINT("store.commit");
 	if (st->ops->commit(st->be) == -1) {
 		log_warnx(NULL, "store commit: %s; %" PRIu64 " writes are not "
 		    "durable, the store must be reopened",
@@ -787,6 +789,7 @@ store_commit(struct store *st)
 	}
 	st->in_txn = 0;
 	st->durable_n = st->write_n;
+	KILLPOINT("store.durable");
 	return 0;
 }
 

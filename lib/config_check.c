@@ -295,6 +295,11 @@ config_check_account(struct cload *c, struct seclocs *sl,
 	if (pop3 && (a->move_to != NULL || isbad(sl, "move_to")))
 		config_error(c, config_where(sl, "move_to"), scope,
 		    "move_to is only for protocol = imap");
+	if (pop3 && !isbad(sl, "first_fetch") &&
+	    a->first_fetch != FIRST_FETCH_ALL)
+		config_error(c, config_where(sl, "first_fetch"), scope,
+		    "first_fetch is only for protocol = imap (for POP3, "
+		    "haulctl import-fetchmail records what fetchmail kept)");
 	if (a->delete_after_days > 0 && !a->keep)
 		config_error(c, config_where(sl, "delete_after_days"), scope,
 		    "delete_after_days needs keep = true (with keep = false "

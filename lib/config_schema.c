@@ -29,6 +29,7 @@ _Static_assert(sizeof(enum delivery_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum on_error) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum unknown_policy) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum envfrom_mode) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum first_fetch) == sizeof(int), "enum size");
 
 /* Tables indexed by the enum values of haul/config.h. */
 const char *const config_proto_names[] = { "pop3", "imap", NULL };
@@ -42,6 +43,9 @@ const char *const config_auth_names[] = {
 const char *const config_delivery_names[] = { "smtp", "lmtp", "lda", NULL };
 const char *const config_on_error_names[] = { "tempfail", "accept", NULL };
 const char *const config_unknown_names[] = { "default", "reject", NULL };
+static const char *const config_first_fetch_names[] = {
+	"all", "unseen", "new", NULL
+};
 
 /* The multidrop headers we understand, in their canonical spelling. */
 static const char *const mdheaders[] = {
@@ -718,6 +722,7 @@ static const struct optdef account_opts[] = {
 	UINT("poll_interval", 300, 10, 86400, poll_interval),
 	BOOL("keep", 1, keep),
 	BOOL("mark_seen", 0, mark_seen),
+	ENUM("first_fetch", "all", config_first_fetch_names, first_fetch, 0),
 	UINT("delete_after_days", 0, 0, 36500, delete_after_days),
 	STR("move_to", NULL, chk_mailbox, move_to, 0),
 	BOOL("allow_expunge_all", 0, allow_expunge_all),
@@ -818,4 +823,11 @@ config_delivery_name(enum delivery_mode v)
 {
 	return enum_name(config_delivery_names,
 	    NOPTS(config_delivery_names) - 1, (int)v);
+}
+
+const char *
+config_first_fetch_name(enum first_fetch v)
+{
+	return enum_name(config_first_fetch_names,
+	    NOPTS(config_first_fetch_names) - 1, (int)v);
 }

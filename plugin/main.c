@@ -26,6 +26,7 @@
 #include "haul/config.h"
 #include "haul/log.h"
 #include "haul/milter.h"
+#include "haul/priv.h"
 #include "haul/str.h"
 #include "haul/token.h"
 
@@ -167,48 +168,9 @@ nodelay_on_listener(void)
 	return n;
 }
 
-struct ids {
-	uid_t	 uid;
-	gid_t	 gid;
-	int	 set_uid;
-	int	 set_gid;
-};
-
-/* Look up milter.user and milter.group (before any thread exists). */
-static int
-resolve_ids(const struct config_milter *mc, struct ids *ids)
-{
-	struct passwd	*pw;
-	struct group	*gr;
-
-	memset(ids, 0, sizeof(*ids));
-	ids->uid = geteuid();
-	ids->gid = getegid();
-	if (mc->user != NULL) {
-		if ((pw = getpwnam(mc->user)) == NULL) {
-			log_warnx(NULL, "milter.user %s: no such user",
-			    mc->user);
-			return -1;
-		}
-		ids->uid = pw->pw_uid;
-		ids->gid = pw->pw_gid;
-		ids->set_uid = ids->set_gid = 1;
-	}
-	if (mc->group != NULL) {
-		if ((gr = getgrnam(mc->group)) == NULL) {
-			log_warnx(NULL, "milter.group %s: no such group",
-			    mc->group);
-			return -1;
-		}
-		ids->gid = gr->gr_gid;
-		ids->set_gid = 1;
-	}
-	return 0;
-}
-
 /* Open the socket libmilter will listen on, with the configured access. */
 static int
-open_socket(const struct config_milter *mc, const struct ids *ids)
+open_socket(const struct config_milter *mc, const struct priv_ids *ids)
 {
 	const char	*path = unix_path(mc->socket);
 	struct stat	 st;
@@ -250,48 +212,13 @@ open_socket(const struct config_milter *mc, const struct ids *ids)
 		log_warn(NULL, "chmod %s", path);
 		return -1;
 	}
-	if ((ids->set_uid || ids->set_gid) &&
-	    chown(path, ids->set_uid ? ids->uid : (uid_t)-1,
-	    ids->set_gid ? ids->gid : (gid_t)-1) == -1) {
+	/* The socket's group is the configured one, else the user's. */
+	if ((ids->has_user || ids->has_group) &&
+	    chown(path, ids->has_user ? ids->uid : (uid_t)-1,
+	    ids->gid) == -1) {
 		log_warn(NULL, "chown %s", path);
 		return -1;
 	}
-	return 0;
-}
-
-/* Become milter.user/milter.group for good. */
-static int
-drop_privileges(const struct config_milter *mc, const struct ids *ids)
-{
-	if (!ids->set_uid && !ids->set_gid) {
-		if (geteuid() == 0)
-			log_warnx(NULL, "running as root: set milter.user");
-		return 0;
-	}
-	if (geteuid() != 0) {
-		if (ids->set_uid && ids->uid != geteuid()) {
-			log_warnx(NULL, "not root: cannot become %s",
-			    mc->user);
-			return -1;
-		}
-		return 0;
-	}
-	if (ids->set_gid && (setgroups(1, &ids->gid) == -1 ||
-	    setresgid(ids->gid, ids->gid, ids->gid) == -1)) {
-		log_warn(NULL, "cannot switch to group %u", (unsigned)ids->gid);
-		return -1;
-	}
-	if (ids->set_uid) {
-		if (setresuid(ids->uid, ids->uid, ids->uid) == -1) {
-			log_warn(NULL, "cannot switch to user %s", mc->user);
-			return -1;
-		}
-		if (ids->uid != 0 && setuid(0) != -1) {
-			log_warnx(NULL, "could regain root after dropping it");
-			return -1;
-		}
-	} else
-		log_warnx(NULL, "running as root: set milter.user");
 	return 0;
 }
 
@@ -489,7 +416,8 @@ main(int argc, char **argv)
 {
 	struct smfiDesc	 desc;
 	struct msnap	*snap;
-	struct ids	 ids;
+	struct priv_ids	 ids;
+	struct buf	 err = BUF_INIT;
 	const struct config_milter *mc;
 	const char	*path = DEFAULT_CONFIG;
 	char		 sockname[256];
@@ -531,8 +459,16 @@ main(int argc, char **argv)
 		return 1;
 	apply_log_level(snap);
 	mc = &snap->cf->milter;
-	if (resolve_ids(mc, &ids) == -1)
+	/*
+	 * Root only with milter.user: opened as root are the socket (and
+	 * before it the configuration and keys); everything after, the
+	 * reloads included, runs as the user.
+	 */
+	if (priv_setup(mc->user, mc->group, "milter.user", &ids, &err) ==
+	    -1) {
+		log_warnx(NULL, "%s", err.data);
 		goto fail;
+	}
 
 	milter_desc(&desc);
 	if (smfi_register(desc) == MI_FAILURE) {
@@ -540,8 +476,16 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	smfi_settimeout((int)mc->timeout);
-	if (open_socket(mc, &ids) == -1 || drop_privileges(mc, &ids) == -1)
+	if (open_socket(mc, &ids) == -1)
 		goto fail;
+	if (priv_drop(&ids, &err) == -1) {
+		log_warnx(NULL, "cannot drop privileges: %s", err.data);
+		goto fail;
+	}
+	if (ids.plan == PRIV_DROP)
+		log_info(NULL, "running as user %s (uid %u, gid %u)", ids.user,
+		    (unsigned)ids.uid, (unsigned)ids.gid);
+	buf_free(&err);
 	/* mc dies with its snapshot once a reload replaces it. */
 	str_lcpy(sockname, mc->socket, sizeof(sockname));
 	mc = NULL;
@@ -561,6 +505,7 @@ main(int argc, char **argv)
 
 	return serve(path, sockname);
 fail:
+	buf_free(&err);
 	remove_socket();
 	msnap_release(&snap);
 	return 1;

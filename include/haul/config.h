@@ -31,6 +31,17 @@ enum envfrom_mode {
 	ENVFROM_NULL,		/* always <> */
 	ENVFROM_FIXED,		/* delivery.envelope_from_address */
 };
+/*
+ * What the first session of an IMAP folder the store has never seen
+ * takes as already delivered (fetcher/imap_session.c, docs/imap.md).
+ */
+enum first_fetch {
+	FIRST_FETCH_ALL,	/* nothing: fetch every message */
+	FIRST_FETCH_UNSEEN,	/* the messages flagged \Seen */
+	FIRST_FETCH_NEW,	/* every message present at first contact */
+};
+/* The queue id of the store records first_fetch writes (no delivery). */
+#define FIRST_FETCH_QUEUE_ID	"first_fetch"
 
 struct config_global {
 	char		*state_dir;
@@ -103,6 +114,7 @@ struct config_account {
 	unsigned	 poll_interval;		/* seconds */
 	int		 keep;
 	int		 mark_seen;
+	enum first_fetch first_fetch;
 	unsigned	 delete_after_days;
 	char		*move_to;
 	int		 allow_expunge_all;
@@ -161,10 +173,45 @@ const struct config_account *config_find_account(const struct config *,
 		    const char *name);
 /* Port to connect to: the configured one or the protocol/TLS default. */
 unsigned	 config_account_port(const struct config_account *);
+/*
+ * For a reload (lib/config_equal.c).  Both walk the loader's option
+ * tables, so every option is covered without a list to keep up to date.
+ *
+ * config_account_equal: 1 if the two accounts have the same name and the
+ * same value for every option (file and line are where, not what).
+ * config_delivery_equal: 1 if every [delivery] option is equal.
+ * config_global_diff: the names of the global options that differ, at
+ * most max of them into names (borrowed, static); returns how many differ.
+ * config_global_swap: exchange the value of one global option between a
+ * and b (ownership moves with it); -1 for an unknown name.
+ * config_account_clear: free what the account owns and zero it.
+ * config_*_field_bytes: the bytes the option tables describe (tests check
+ * them against the struct size, so no field escapes the comparison).
+ */
+int		 config_account_equal(const struct config_account *,
+		    const struct config_account *);
+int		 config_delivery_equal(const struct config_delivery *,
+		    const struct config_delivery *);
+size_t		 config_global_diff(const struct config_global *,
+		    const struct config_global *, const char **names,
+		    size_t max);
+int		 config_global_swap(struct config_global *,
+		    struct config_global *, const char *name);
+/* The same for [delivery] (envelope_from carries its address along). */
+size_t		 config_delivery_diff(const struct config_delivery *,
+		    const struct config_delivery *, const char **names,
+		    size_t max);
+int		 config_delivery_swap(struct config_delivery *,
+		    struct config_delivery *, const char *name);
+void		 config_account_clear(struct config_account *);
+size_t		 config_account_field_bytes(void);
+size_t		 config_global_field_bytes(void);
+size_t		 config_delivery_field_bytes(void);
 /* Names for enums (for logs, status, tests). */
 const char	*config_proto_name(enum proto);
 const char	*config_tls_name(enum tls_mode);
 const char	*config_auth_name(enum auth_mech);
 const char	*config_delivery_name(enum delivery_mode);
+const char	*config_first_fetch_name(enum first_fetch);
 
 #endif

@@ -3,6 +3,7 @@
 #define HAUL_CONN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -44,13 +45,27 @@ struct conn_params {
 	int		 tls;		/* implicit TLS from the first byte */
 	const char	*ca_file;	/* NULL = system CAs */
 	const char	*fingerprint;	/* SHA-256 pin or NULL */
-	unsigned	 connect_timeout;	/* seconds: DNS + TCP + TLS */
+	unsigned	 connect_timeout;	/* seconds: DNS + TCP, then TLS */
 	int		 keepalive;	/* seconds for TCP keepalive, 0 = off */
 };
 
 /* The loop-wide DNS resolver; set once by the engine (may be NULL). */
 struct evdns_base;
 void		 conn_set_dns(struct evdns_base *);
+
+/*
+ * max_tls_handshakes: TLS handshakes in progress at once, loop-wide
+ * (default 64).  A TLS connection takes a slot once TCP is up (or its
+ * STARTTLS was accepted) and gives it back when the handshake succeeds,
+ * fails or the connection is freed; the others wait in FIFO order.
+ * connect_timeout bounds DNS + TCP, and then the handshake on its own:
+ * the time spent waiting for a slot counts against neither, so a storm
+ * of reconnects does not fail healthy connections by the queue alone.
+ */
+void		 conn_set_tls_limit(unsigned);
+/* Slots held now, connections waiting now, waits since start. */
+void		 conn_tls_gate_stats(unsigned *active, size_t *waiting,
+		    uint64_t *queued);
 
 /*
  * Start connecting.  Callbacks arrive from the loop, never from inside

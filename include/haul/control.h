@@ -18,6 +18,8 @@ struct control;
  *	pause NAME	stop scheduling NAME (a running session finishes)
  *	resume NAME	schedule NAME again
  *	metrics		Prometheus text exposition
+ *	reload		re-read the configuration (like SIGHUP); the body
+ *			has the counts, or the errors if it was not taken
  *
  * The answer's first line is "ok" or "error: reason"; the body follows.
  */
@@ -33,5 +35,10 @@ void		 control_free(struct control **);
  */
 int		 control_command(struct engine *, const char *line,
 		    struct buf *out);
+/*
+ * Append the Prometheus text exposition (the metrics command's body; the
+ * HTTP listener serves the same).
+ */
+void		 control_metrics(struct engine *, struct buf *out);
 
 #endif

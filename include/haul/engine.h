@@ -9,6 +9,7 @@
 
 #include "haul/buf.h"
 #include "haul/config.h"
+#include "haul/metrics.h"
 #include "haul/proto.h"
 #include "haul/token.h"
 
@@ -23,6 +24,7 @@ struct delivery;
 struct pop3_session;
 struct imap_account;
 struct secret_req;
+struct metrics_http;
 
 enum account_state {
 	ACCT_WAITING,		/* next poll scheduled */
@@ -55,6 +57,21 @@ struct account {
 	unsigned		 min_delay_s;	/* LOGIN-DELAY from the server */
 	/* counters since start */
 	uint64_t		 delivered, refused, bytes, sessions;
+	uint64_t		 errors[ERR_LOCAL + 1];	/* sessions failed, by class */
+	uint64_t		 session_start_ms;
+	struct hist		 lat_delivery;	/* fetched -> MTA accepted */
+	struct hist		 lat_session;	/* one session, start to end */
+	struct hist		 lat_push;	/* IMAP EXISTS in IDLE -> accepted */
+	/*
+	 * Reload: a removed or changed account is retired (its session
+	 * stops like at shutdown) and owns its settings (own_cf) until it
+	 * has ended.  The account that replaces a changed one waits for it,
+	 * so one mailbox never has two sessions at once.
+	 */
+	int			 retiring;
+	struct config_account	*own_cf;
+	struct account		*successor;	/* waits for this one */
+	struct account		*waits_for;	/* retiring predecessor */
 };
 
 /* Sessions (not idle connections) under way per upstream host. */
@@ -71,8 +88,11 @@ struct engine {
 	struct haul_key		 key;
 	struct delivery		*dlv;
 	struct control		*ctl;
-	struct account		*accounts;
+	struct metrics_http	*mhttp;		/* metrics_listen, or NULL */
+	struct account	       **accounts;	/* in configuration order */
 	size_t			 naccounts;
+	struct account	       **retiring;	/* removed, session ending */
+	size_t			 nretiring;
 	struct host_load	*hosts;
 	size_t			 nhosts;
 	char			*spool_dir;
@@ -112,5 +132,23 @@ void		 engine_pause(struct account *, int);
 void		 engine_account_idle(struct account *);
 /* The store is unusable; sessions must not delete anything now. */
 int		 engine_store_ok(const struct engine *);
+
+/*
+ * For the reload (fetcher/reload.c).  engine_account_new: a new account
+ * for cf (borrowed), not yet scheduled.  engine_account_begin: schedule
+ * its first poll after delay_ms (unless it is disabled or waits for a
+ * retiring predecessor).  engine_account_retire: stop it like at
+ * shutdown and free it once its session has ended; cf_own (taken) holds
+ * the settings its session still reads.  Returns 1 if it is still
+ * running (on e->retiring), 0 if it is gone already.  engine_account_repoint: cf is
+ * equal to the account's settings but lives elsewhere now.
+ */
+struct account	*engine_account_new(struct engine *,
+		    const struct config_account *cf);
+void		 engine_account_begin(struct account *, uint64_t delay_ms);
+int		 engine_account_retire(struct account *,
+		    struct config_account *cf_own);
+void		 engine_account_repoint(struct account *,
+		    const struct config_account *cf);
 
 #endif

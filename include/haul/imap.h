@@ -456,6 +456,11 @@ struct imap_cb {
 	/* Optional: the answer to imap_status(). */
 	int	(*status)(void *arg, const char *name, size_t len,
 		    const struct imap_status_info *);
+	/*
+	 * Optional (required by imap_fetch_flags()): a message's flags;
+	 * seen: \Seen is among them.
+	 */
+	int	(*flags)(void *arg, uint32_t uid, int seen);
 };
 
 /*
@@ -541,6 +546,16 @@ int		 imap_select(struct imap *, const char *mailbox, int readonly);
  * Returns 0, or -1.
  */
 int		 imap_fetch_new(struct imap *, uint32_t lo);
+/*
+ * Ask for the flags of the messages whose UID is below `below` (0: no
+ * bound, e.g. no UIDNEXT was announced): "UID FETCH 1:below-1 (UID
+ * FLAGS)" ("1:*" for 0; NOOP if the mailbox or the range is empty).  flags() is called for each FETCH
+ * response that carries both UID and FLAGS, with a UID under the bound,
+ * while the command runs (a message may be reported twice if another
+ * client changes its flags meanwhile).  Nothing is fetched or changed.
+ * Ends with op_done(IMAP_OP_FETCH).  Returns 0, or -1.
+ */
+int		 imap_fetch_flags(struct imap *, uint32_t below);
 /*
  * Owner actions on the selected mailbox, after the owner's durable
  * record; queued, batched, reported by action_done.  Refused (-1) when

@@ -22,5 +22,8 @@ void	 imap_account_store_failed(struct imap_account *);
 /* Shut down: leave IDLE, finish deliveries under way, LOGOUT. */
 void	 imap_account_stop(struct imap_account *);
 void	 imap_account_free(struct imap_account **);
+/* Reload: the account's (equal) settings now live at cf. */
+void	 imap_account_set_cf(struct imap_account *,
+	    const struct config_account *cf);
 
 #endif

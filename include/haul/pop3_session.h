@@ -21,5 +21,8 @@ void	 pop3_session_store_failed(struct pop3_session *);
 /* Shut down: stop fetching, QUIT after in-flight deliveries resolve. */
 void	 pop3_session_stop(struct pop3_session *);
 void	 pop3_session_free(struct pop3_session **);
+/* Reload: the account's (equal) settings now live at cf. */
+void	 pop3_session_set_cf(struct pop3_session *,
+	    const struct config_account *cf);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -132,6 +133,29 @@ Test(lda, timeout_is_tempfail)
 
 	cr_assert_eq(o.res.outcome, LDA_TEMPFAIL);
 	cr_assert(strstr(o.res.why, "timed out") != NULL);
+}
+
+/* The agent's own children die with it on timeout (its process group). */
+Test(lda, timeout_kills_the_agents_children)
+{
+	time_t		 t0 = time(NULL);
+	struct outcome	 o = run("cat >/dev/null; sleep 30; exit 0", "m\r\n", 1);
+
+	cr_assert_eq(o.res.outcome, LDA_TEMPFAIL, "%s", o.res.why);
+	cr_assert(strstr(o.res.why, "timed out") != NULL, "%s", o.res.why);
+	cr_assert_lt(time(NULL) - t0, 10, "waited for the agent's child");
+}
+
+/* An agent that exits 0 but leaves a child holding stderr: delivered. */
+Test(lda, exit_status_stands_when_a_child_holds_stderr)
+{
+	time_t		 t0 = time(NULL);
+	struct outcome	 o = run("cat >/dev/null; sleep 30 & exit 0", "m\r\n",
+	    20);
+
+	cr_assert_eq(o.called, 1);
+	cr_assert_eq(o.res.outcome, LDA_DELIVERED, "%s", o.res.why);
+	cr_assert_lt(time(NULL) - t0, 10, "waited for the agent's child");
 }
 
 Test(lda, early_stdin_close_uses_exit_status)

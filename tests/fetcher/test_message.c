@@ -647,3 +647,83 @@ Test(message, trace_property_f8)
 	buf_free(&tok);
 	key_free(&k);
 }
+
+/*
+ * Bodies with long runs of plain text and, here and there, a bare CR or
+ * LF, a NUL, an 8-bit byte or a CR that a chunk boundary separates from
+ * its LF: the word-at-a-time body path must give exactly what feeding one
+ * byte at a time gives, for any chunking.
+ */
+Test(message, body_fast_path_property)
+{
+	static const char rare[] = "\r\n\0\x80\xff\r\n";
+	static const char *const fields[] = {
+		"Subject: a long subject line that goes on and on\r\n",
+		"X-Haul-Token: v=1; forged\r\n\tcontinued here\r\n",
+		"Received: from x\r\n by y\r\n",
+		"Message-ID: <a@b>\r\n", "Bare: lf\n", "Bare: cr\r",
+		"no colon line\r\n", "Return-Path: <r@s>\r\n",
+	};
+	struct msgf_limits lim;
+	uint32_t	 seed = 12345;
+	struct run	 whole, bytewise, r;
+	char		*in;
+	size_t		 iter, n, i, k, h;
+
+	for (iter = 0; iter < 300; iter++) {
+		char	 head[2048];
+
+		/* A random header; small limits now and then. */
+		h = 0;
+		for (k = rnd(&seed) % 8; k > 0; k--) {
+			const char *fl = fields[rnd(&seed) % 8];
+
+			memcpy(head + h, fl, strlen(fl));
+			h += strlen(fl);
+		}
+		memcpy(head + h, "\r\n", 2);
+		h += 2;
+		memset(&lim, 0, sizeof(lim));
+		if (iter % 3 == 1) {
+			lim.max_field = 10 + rnd(&seed) % 60;
+			lim.max_header = 20 + rnd(&seed) % 300;
+		}
+		n = h + rnd(&seed) % 3000;
+		in = malloc(n + 1);
+		memcpy(in, head, h);
+		for (i = h; i < n; i++) {
+			uint32_t x = rnd(&seed) % 1000;
+
+			if (x < 25)
+				in[i] = rare[x % (sizeof(rare) - 1)];
+			else if (x < 60 && i + 1 < n) {
+				in[i++] = '\r';
+				in[i] = '\n';
+			} else
+				in[i] = (char)('a' + x % 26);
+		}
+		run(&whole, in, n, WHOLE, &lim);
+		run(&bytewise, in, n, BYTEWISE, &lim);
+		cr_assert_eq(whole.len, bytewise.len, "iter %zu", iter);
+		cr_assert(memcmp(whole.out, bytewise.out, whole.len) == 0,
+		    "iter %zu", iter);
+		same_info(msgf_info(whole.f), msgf_info(bytewise.f), 0);
+		for (k = 0; k < 4; k++) {
+			run(&r, in, n, rnd(&seed) % (n + 1), &lim);
+			cr_assert_eq(r.len, whole.len);
+			cr_assert(memcmp(r.out, whole.out, r.len) == 0);
+			same_info(msgf_info(r.f), msgf_info(whole.f), k);
+			run_free(&r);
+		}
+		/* Nothing but CRLF line ends in the output. */
+		for (i = 0; i < whole.len; i++) {
+			if (whole.out[i] == '\r')
+				cr_assert_eq(whole.out[i + 1], '\n');
+			if (whole.out[i] == '\n')
+				cr_assert(i > 0 && whole.out[i - 1] == '\r');
+		}
+		run_free(&whole);
+		run_free(&bytewise);
+		free(in);
+	}
+}

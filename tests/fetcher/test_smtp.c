@@ -1939,3 +1939,60 @@ Test(smtp_property, normaliser_any_split)
 	buf_free(&ref);
 	buf_free(&out);
 }
+
+/*
+ * Long lines with rare bare CR/LF and dots at line starts, fed in chunks
+ * of any size (the normaliser copies runs inside a line with memchr):
+ * the output is the byte-by-byte reference, dot-stuffed when asked.
+ */
+Test(smtp_property, normaliser_long_lines)
+{
+	unsigned char	 body[4000];
+	struct buf	 ref = BUF_INIT, stuffed = BUF_INIT, out = BUF_INIT;
+	const struct buf *want;
+	struct smtp_norm n;
+	int		 iter, stuff;
+	size_t		 i;
+
+	for (iter = 0; iter < 400; iter++) {
+		size_t	 len = rnd() % sizeof(body), off = 0, k;
+
+		for (i = 0; i < len; i++) {
+			uint32_t x = rnd() % 200;
+
+			body[i] = x < 3 ? "\r\n\r"[x] : x < 8 ? '.' :
+			    x < 12 && i + 1 < len ? '\r' : (unsigned char)x;
+			if (x >= 8 && x < 12 && i + 1 < len)
+				body[++i] = '\n';
+		}
+		ref_norm(body, len, &ref);
+		/* Dot-stuffing of the normalised text: a '.' at a line start. */
+		buf_reset(&stuffed);
+		for (i = 0; i < ref.len; i++) {
+			if (ref.data[i] == '.' && (i == 0 ||
+			    ref.data[i - 1] == '\n'))
+				buf_add_byte(&stuffed, '.');
+			buf_add_byte(&stuffed, (unsigned char)ref.data[i]);
+		}
+		stuff = iter % 2;
+		buf_reset(&out);
+		smtp_norm_init(&n, stuff);
+		while (off < len) {
+			k = 1 + rnd() % (iter % 3 == 0 ? 7 : 1500);
+			if (k > len - off)
+				k = len - off;
+			cr_assert_eq(smtp_norm_feed(&n, body + off, k, &out),
+			    0);
+			off += k;
+		}
+		cr_assert_eq(smtp_norm_finish(&n, &out), 0);
+		want = stuff ? &stuffed : &ref;
+		cr_assert_eq(out.len, want->len, "iter %d", iter);
+		cr_assert_eq(n.out, want->len);
+		cr_assert(memcmp(out.data, want->data, want->len) == 0,
+		    "iter %d", iter);
+	}
+	buf_free(&ref);
+	buf_free(&stuffed);
+	buf_free(&out);
+}

@@ -17,6 +17,13 @@ Hauld.write() renders haul.conf (libconfuse syntax) from the settings;
 password files are written 0600 and every password given to account() is
 remembered as a secret that must never show up in hauld's output.
 
+hauld and haul-milter refuse to run as root without a configured `user`.
+When the tests run as root, render() adds `user = haulfix.daemon_user()` (an
+unprivileged system user, created on first use) unless the test set
+global_opts["user"] itself (None: leave it out), and write() gives the
+Hauld's directory to that user (grant()), so the daemons, once they have
+dropped to it, can read the password files and write the state.
+
 SmtpSink wraps Postfix's smtp-sink(1): a working sink (every transaction
 dumped to a file; with no fault options a dump means a 250) or a faulty one
 (-r/-f/-q/-Q COMMANDS: 4xx/5xx/disconnect).  dumps() returns the dumped
@@ -26,6 +33,7 @@ only a sink without faults counts acceptances.
 
 import base64
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -35,6 +43,8 @@ import subprocess
 import tempfile
 import time
 
+import haulfix
+
 RUN_TIMEOUT = 30          # seconds for one `hauld -1`
 
 _LOG_RE = re.compile(r"^hauld: (?P<level>[a-z]+): "
@@ -43,6 +53,38 @@ _DELIVERED_RE = re.compile(r"delivered uid (\S+) size (\d+)")
 _SESSION_RE = re.compile(
     r"session ended: (\d+) fetched, (\d+) delivered, (\d+) refused, "
     r"(\d+) deleted(?:; error: (.*))?$")
+
+
+def run_user():
+    """The user to configure for hauld and haul-milter: haulfix's
+    daemon_user() (created if missing) when we are root, else None (they
+    run as we do)."""
+    if os.geteuid() != 0:
+        return None
+    return haulfix.daemon_user()
+
+
+def grant(path, user=None, recursive=True):
+    """Root only: give everything root owns under path (path included) to
+    user (run_user() by default), group unchanged, so a daemon that dropped
+    to it reads and writes what the test prepared there.  What belongs to
+    another user (smtp-sink's nobody, a fixture's mail user) is left alone,
+    and the directories above path must already be traversable."""
+    user = user or run_user()
+    if user is None:
+        return path
+    uid = pwd.getpwnam(user).pw_uid
+
+    def give(p):
+        st = os.lstat(p)
+        if st.st_uid == 0:
+            os.lchown(p, uid, -1)
+    give(path)
+    if recursive and os.path.isdir(path) and not os.path.islink(path):
+        for top, dirs, files in os.walk(path):
+            for n in dirs + files:
+                give(os.path.join(top, n))
+    return path
 
 
 def _q(s):
@@ -60,21 +102,86 @@ def _value(v):
 
 
 def write_secret_file(path, data, mode=0o600):
-    """Create path with mode (before any byte is written)."""
+    """Create path with mode (before any byte is written).  As root, the
+    file goes to run_user(): the daemons read secrets after dropping to
+    it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, data if isinstance(data, bytes) else data.encode())
     finally:
         os.close(fd)
     os.chmod(path, mode)
+    if run_user():
+        grant(path)
     return path
 
 
 def make_key(path):
     """A signing key as hauld wants it: 32 random bytes, base64, one line,
     mode 0600."""
-    return write_secret_file(
-        path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+    key = base64.b64encode(secrets.token_bytes(32))
+    register_secret(key.decode())
+    return write_secret_file(path, key + b"\n")
+
+
+# --------------------------------------------------------------------------
+# Secrets registry (reliability.md I5): every password, token and signing
+# key a test hands to hauld or haul-milter is registered here, every hauld
+# run's output is kept, and run.py's final "secrets_in_logs" check greps
+# all of it, plus every *.log file under the run's temp dir (daemon and
+# milter logs), for any form of any secret.
+
+SECRETS = {}             # secret -> set of user names (for SASL forms)
+LOGS = []                # (label, text) of every hauld run (Run objects)
+LOG_FILES = set()        # log files to read at the end (Daemon logs)
+
+
+def register_secret(secret, user=None):
+    """Remember a test secret (str) that must never be logged."""
+    if secret:
+        SECRETS.setdefault(secret, set()).add(user or "")
+
+
+def register_log_file(path):
+    LOG_FILES.add(path)
+
+
+def secret_forms_all(secret, users=("",)):
+    """What a leak of secret can look like in a log: itself, its base64
+    (SASL LOGIN), the SASL PLAIN blob with and without authzid."""
+    forms = {secret, base64.b64encode(secret.encode()).decode()}
+    for u in users:
+        for authz in ("", u):
+            forms.add(base64.b64encode(("%s\0%s\0%s" % (
+                authz, u, secret)).encode()).decode())
+    return [f for f in forms if len(f) >= 6]
+
+
+def secret_hits(secrets=None, logs=None, files=()):
+    """[(where, form)] for every form of every secret found in logs
+    ([(label, text)]) or files (paths; unreadable ones are skipped)."""
+    secrets = SECRETS if secrets is None else secrets
+    logs = LOGS if logs is None else logs
+    forms = []
+    for sec, users in secrets.items():
+        forms += secret_forms_all(sec, sorted(users))
+    hits = []
+    texts = list(logs)
+    for path in sorted(set(files) | LOG_FILES):
+        try:
+            with open(path, "rb") as f:
+                texts.append((path, f.read().decode("utf-8", "replace")))
+        except OSError:
+            pass
+    for label, text in texts:
+        for form in forms:
+            if form in text:
+                hits.append((label, form[:3] + "..."))
+    return hits
+
+
+def _record_run(run):
+    LOGS.append((" ".join(map(str, run.argv[-2:])), run.log + run.out))
 
 
 class Run:
@@ -89,6 +196,7 @@ class Run:
         self.out = out          # stdout
         self.elapsed = elapsed
         self.timed_out = timed_out
+        _record_run(self)
 
     def __repr__(self):
         return "<Run rc=%s %.1fs>" % (self.rc, self.elapsed)
@@ -225,6 +333,7 @@ class Hauld:
             write_secret_file(pw_file, password + "\n")
             opts["password_file"] = pw_file
             self.secrets.add(password)
+            register_secret(password, opts.get("user"))
             # what SASL PLAIN would send for it (LOGIN: see _secret_forms)
             user = opts.get("user", "")
             for authz in ("", user):
@@ -239,9 +348,12 @@ class Hauld:
         return self
 
     def render(self):
+        opts = dict(self.global_opts)
+        if "user" not in opts and run_user():
+            opts["user"] = run_user()
         out = ["global {"]
         out += ["\t%s = %s" % (k, _value(v))
-                for k, v in self.global_opts.items()]
+                for k, v in opts.items() if v is not None]
         out += ["}", "delivery {"]
         out += ["\t%s = %s" % (k, _value(v))
                 for k, v in self.delivery_opts.items()]
@@ -256,7 +368,35 @@ class Hauld:
         path = path or self.conf
         with open(path, "w") as f:
             f.write(self.render())
+        grant(self.dir)
+        for p, whole_dir in self._temp_paths():
+            grant(os.path.dirname(p) if whole_dir else p)
         return path
+
+    def _temp_paths(self):
+        """Files the config names outside self.dir but under the temp dir,
+        which the daemon, once it dropped privileges, must read or run:
+        [(path, whole_dir)].  whole_dir for a password_command or LDA
+        program: what such a test script writes usually sits next to it
+        (an output directory made before the run)."""
+        tmp = os.path.realpath(tempfile.gettempdir())
+        out = []
+        for opts in [self.delivery_opts] + list(self.accounts.values()):
+            for k, v in opts.items():
+                prog = k in ("password_command", "lda_command")
+                for x in (v[:1] if prog else v) if isinstance(
+                        v, (list, tuple)) else [v]:
+                    if not isinstance(x, str) or not x.startswith("/"):
+                        continue
+                    real = os.path.realpath(x)
+                    # never /tmp itself
+                    if os.path.isfile(real) and \
+                            os.path.dirname(real) != tmp and \
+                            real.startswith(tmp + os.sep) and \
+                            not real.startswith(os.path.realpath(
+                                self.dir) + os.sep):
+                        out.append((real, prog))
+        return out
 
     # running
     def check_config(self, path=None):

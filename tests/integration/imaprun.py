@@ -32,7 +32,7 @@ import time
 import urllib.parse
 
 from haulfix import make_message
-from hauldrun import Run, header
+from hauldrun import Run, header, register_log_file
 
 _DELIVERED_RE = re.compile(r"delivered folder (.+) uid (\d+) size (\d+)")
 _ENDED_RE = re.compile(r"folder connection ended: (\d+) fetched"
@@ -221,6 +221,7 @@ class Daemon:
                                  os.path.join(h.dir, "ctl.sock"))
         h.write()
         self.path = os.path.join(h.dir, "hauld.log")
+        register_log_file(self.path)     # run.py's secrets_in_logs check
         self.log = open(self.path, "w+")
         self.t0 = time.monotonic()
         self.rc = None

@@ -265,6 +265,31 @@ class Runner:
                          % (modname, ", ".join(names)))
 
 
+def secrets_check(runner, root):
+    """I5 over the whole run: no registered test secret (passwords, tokens,
+    signing keys; hauldrun.register_secret) in any hauld run's output or
+    in any *.log file under the run's temp dir (daemon and haul-milter
+    logs).  Reported as one result, "harness.secrets_in_logs"."""
+    import hauldrun
+    t0 = time.monotonic()
+    files = []
+    for top, _, names in os.walk(root):
+        files += [os.path.join(top, n) for n in names if n.endswith(".log")]
+    if not hauldrun.LOGS and not files:
+        return
+    hits = hauldrun.secret_hits(files=files)
+    name = "harness.secrets_in_logs"
+    if hits:
+        runner.fail(name, AssertionError(
+            "test secrets in logs: " + "; ".join(
+                "%s in %s" % (f, w) for w, f in hits[:10])))
+    else:
+        runner.ok(name, time.monotonic() - t0)
+        runner.out("     (%d secrets, %d hauld runs, %d log files)" % (
+            len(hauldrun.SECRETS), len(hauldrun.LOGS),
+            len(set(files) | hauldrun.LOG_FILES)))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.environ.get("HAUL_BUILD", "build"),
@@ -303,6 +328,8 @@ def main(argv=None):
     try:
         for path in files:
             runner.run_module(os.path.abspath(path), root)
+        if not args.list:
+            secrets_check(runner, root)
     except KeyboardInterrupt as e:
         interrupted = True
         runner.failed += 1

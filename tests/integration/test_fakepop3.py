@@ -734,14 +734,15 @@ def test_slow(env):
         assert time.monotonic() - t >= 0.01 * len(g)
         t = time.monotonic()
         r.login()
-        assert time.monotonic() - t < 0.1            # other replies fast
+        assert time.monotonic() - t < 0.5            # other replies fast
         r.close()
     with FakePOP3(MSGS, slow=0.2) as srv:            # stop() interrupts
         r = Raw(srv.port)
         assert r.sock.recv(10) == b"+"
         t = time.monotonic()
         srv.stop()
-        assert time.monotonic() - t < 0.15
+        # The rest of the greeting would take seconds at 0.2 s a byte.
+        assert time.monotonic() - t < 1.0
         _ok(srv)
 
 

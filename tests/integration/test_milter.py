@@ -106,10 +106,17 @@ class HaulConf(Hauld):
 
     def render(self):
         out = super().render()
-        if self.milter_opts:
+        opts = dict(self.milter_opts)
+        # As root the milter needs a user; group postfix lets Postfix
+        # connect to a 0660 socket (None: leave the option out).
+        if "user" not in opts and hauldrun.run_user():
+            opts["user"] = hauldrun.run_user()
+            opts.setdefault("group", "postfix")
+        opts = {k: v for k, v in opts.items() if v is not None}
+        if opts:
             out += "milter {\n" + "".join(
                 "\t%s = %s\n" % (k, hauldrun._value(v))
-                for k, v in self.milter_opts.items()) + "}\n"
+                for k, v in opts.items()) + "}\n"
         return out
 
 
