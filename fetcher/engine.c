@@ -642,6 +642,7 @@ engine_new(struct config *cf, int oneshot)
 		log_warn(NULL, "spool directory %s", e->spool_dir);
 		goto fail;
 	}
+	lda_set_tmpdir(e->spool_dir);
 	buf_reset(&err);
 	if ((e->store = store_open(cf->global.state_dir, &err)) == NULL) {
 		log_warnx(NULL, "cannot open the UID store: %s", err.data);

@@ -28,21 +28,15 @@
 struct lda_run {
 	struct event_base *base;
 	pid_t		 pid;
-	int		 in_fd;		/* our end of the child's stdin */
+	int		 msg_fd;	/* the child's stdin: the whole message */
+	off_t		 msg_size;
 	int		 err_fd;	/* our end of the child's stderr */
-	struct event	*in_ev;
 	struct event	*err_ev;
 	struct event	*timer;
 	struct event	*finish_ev;
-	lda_read_fn	 read;
-	void		*read_arg;
-	char		 chunk[LDA_CHUNK];
-	size_t		 chunk_len, chunk_off;
-	int		 eof;		/* the whole message is written */
 	int		 exited;
 	int		 wstatus;
 	int		 timed_out;
-	int		 write_error;
 	char		 err_text[LDA_STDERR_MAX + 1];
 	size_t		 err_len;
 	char		*account;
@@ -53,6 +47,15 @@ struct lda_run {
 
 /* Children still running, for lda_reap(). */
 static struct lda_run *runs;
+/* Where the message file for the agent's stdin is made (lda_set_tmpdir). */
+static char	*msg_dir;
+
+void
+lda_set_tmpdir(const char *dir)
+{
+	free(msg_dir);
+	msg_dir = dir != NULL ? xstrdup(dir) : NULL;
+}
 
 char *
 lda_expand(const char *t, const char *rcpt, const char *acct,
@@ -105,22 +108,10 @@ unlink_run(struct lda_run *r)
 }
 
 static void
-close_in(struct lda_run *r)
-{
-	if (r->in_ev != NULL) {
-		event_free(r->in_ev);
-		r->in_ev = NULL;
-	}
-	if (r->in_fd != -1) {
-		close(r->in_fd);
-		r->in_fd = -1;
-	}
-}
-
-static void
 free_run(struct lda_run *r)
 {
-	close_in(r);
+	if (r->msg_fd != -1)
+		close(r->msg_fd);
 	if (r->err_ev != NULL)
 		event_free(r->err_ev);
 	if (r->err_fd != -1)
@@ -168,8 +159,10 @@ finish_cb(evutil_socket_t fd, short ev, void *arg)
 		 * An agent that exits 0 without reading the whole message
 		 * may have stored a truncated copy; we cannot know, so
 		 * trust its word (as every MDA caller does) but say so.
+		 * It shares our file offset, which tells how far it read.
 		 */
-		if (res.outcome == LDA_DELIVERED && !r->eof)
+		if (res.outcome == LDA_DELIVERED &&
+		    lseek(r->msg_fd, 0, SEEK_CUR) < r->msg_size)
 			log_warnx(r->account, "delivery agent exited 0 "
 			    "before reading the whole message");
 		snprintf(res.why, sizeof(res.why),
@@ -214,7 +207,6 @@ timeout_cb(evutil_socket_t fd, short ev, void *arg)
 		r->err_fd = -1;
 		maybe_finish(r);
 	}
-	close_in(r);
 }
 
 static void
@@ -242,45 +234,69 @@ err_cb(evutil_socket_t fd, short ev, void *arg)
 	maybe_finish(r);
 }
 
-static void
-in_cb(evutil_socket_t fd, short ev, void *arg)
+/*
+ * Write the whole message to an unlinked file that becomes the agent's
+ * stdin.  Through a pipe, an agent whose hauld was killed mid-message read
+ * EOF where the message was cut and could deliver the truncated copy
+ * (found by the crash tests); a file it holds open is complete whatever
+ * happens to us.  Returns the descriptor at offset 0, or -1.
+ */
+static int
+message_file(const struct lda_params *p, off_t *sizep)
 {
-	struct lda_run	*r = arg;
-	ssize_t		 n;
+	const char	*dir = msg_dir != NULL ? msg_dir : "/tmp";
+	char		*path = NULL, *buf;
+	ssize_t		 n, w, off;
+	off_t		 size = 0;
+	int		 fd = -1;
 
-	for (;;) {
-		if (r->chunk_off == r->chunk_len) {
-			n = r->read(r->read_arg, r->chunk, sizeof(r->chunk));
-			if (n < 0) {
-				/* Our spool failed: make sure nothing half
-				 * written is taken as delivered. */
-				log_warnx(r->account, "cannot read the spooled "
-				    "message; killing the delivery agent");
-				kill_agent(r);
-				close_in(r);
-				return;
-			}
-			if (n == 0) {
-				r->eof = 1;
-				close_in(r);
-				return;
-			}
-			r->chunk_len = (size_t)n;
-			r->chunk_off = 0;
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+#endif
+	if (fd == -1) {
+		xasprintf(&path, "%s/lda.XXXXXX", dir);
+		if ((fd = mkostemp(path, O_CLOEXEC)) == -1) {
+			log_warn(p->account, "delivery agent: temporary file "
+			    "in %s", dir);
+			free(path);
+			return -1;
 		}
-		n = write(r->in_fd, r->chunk + r->chunk_off,
-		    r->chunk_len - r->chunk_off);
-		if (n == -1) {
-			if (errno == EAGAIN || errno == EINTR)
-				return;
-			/* EPIPE: the agent closed stdin early; its exit
-			 * status decides. */
-			r->write_error = errno;
-			close_in(r);
-			return;
-		}
-		r->chunk_off += (size_t)n;
+		unlink(path);
+		free(path);
 	}
+	buf = xmalloc(LDA_CHUNK);
+	for (;;) {
+		if ((n = p->read(p->read_arg, buf, LDA_CHUNK)) == 0)
+			break;
+		if (n < 0) {
+			log_warnx(p->account, "cannot read the spooled message "
+			    "for the delivery agent");
+			goto fail;
+		}
+		for (off = 0; off < n; off += w)
+			if ((w = write(fd, buf + off, (size_t)(n - off))) == -1) {
+				if (errno == EINTR) {
+					w = 0;
+					continue;
+				}
+				log_warn(p->account, "delivery agent: writing "
+				    "the message file in %s", dir);
+				goto fail;
+			}
+		size += n;
+	}
+	free(buf);
+	if (lseek(fd, 0, SEEK_SET) == -1) {
+		log_warn(p->account, "delivery agent: lseek");
+		close(fd);
+		return -1;
+	}
+	*sizep = size;
+	return fd;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
 }
 
 struct lda_run *
@@ -290,7 +306,8 @@ lda_start(struct event_base *base, const struct lda_params *p,
 	struct lda_run	*r;
 	struct timeval	 tv;
 	char		*argv[LDA_MAX_ARGS + 1];
-	int		 in_pipe[2] = { -1, -1 }, err_pipe[2] = { -1, -1 };
+	int		 msg_fd = -1, err_pipe[2] = { -1, -1 };
+	off_t		 msg_size = 0;
 	size_t		 i, n;
 #ifdef __linux__
 	pid_t		 parent = getpid();
@@ -315,17 +332,17 @@ lda_start(struct event_base *base, const struct lda_params *p,
 	}
 	argv[n] = NULL;
 
-	if (pipe2(in_pipe, O_CLOEXEC) == -1 ||
-	    pipe2(err_pipe, O_CLOEXEC) == -1) {
+	if ((msg_fd = message_file(p, &msg_size)) == -1)
+		goto fail;
+	if (pipe2(err_pipe, O_CLOEXEC) == -1) {
 		log_warn(p->account, "pipe");
 		goto fail;
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
-	r->in_fd = in_pipe[1];
+	r->msg_fd = msg_fd;
+	r->msg_size = msg_size;
 	r->err_fd = err_pipe[0];
-	r->read = p->read;
-	r->read_arg = p->read_arg;
 	r->done = done;
 	r->done_arg = arg;
 	r->account = p->account != NULL ? xstrdup(p->account) : NULL;
@@ -333,11 +350,9 @@ lda_start(struct event_base *base, const struct lda_params *p,
 	switch (r->pid = fork()) {
 	case -1:
 		log_warn(p->account, "fork");
-		close(in_pipe[0]);
 		close(err_pipe[1]);
-		in_pipe[0] = err_pipe[1] = -1;
-		free_run(r);
-		in_pipe[1] = err_pipe[0] = -1;
+		free_run(r);		/* closes msg_fd and err_pipe[0] */
+		msg_fd = err_pipe[0] = err_pipe[1] = -1;
 		goto fail;
 	case 0:
 		setpgid(0, 0);
@@ -352,9 +367,9 @@ lda_start(struct event_base *base, const struct lda_params *p,
 		    getppid() != parent)
 			_exit(EX_TEMPFAIL);
 #endif
-		/* Child: stdin from the pipe, stdout to /dev/null, stderr
-		 * to us; default signal dispositions; then execve. */
-		if (dup2(in_pipe[0], STDIN_FILENO) == -1 ||
+		/* Child: stdin from the message file, stdout to /dev/null,
+		 * stderr to us; default signal dispositions; then execve. */
+		if (dup2(msg_fd, STDIN_FILENO) == -1 ||
 		    dup2(err_pipe[1], STDERR_FILENO) == -1)
 			_exit(EX_TEMPFAIL);
 		{
@@ -379,19 +394,15 @@ lda_start(struct event_base *base, const struct lda_params *p,
 	}
 	/* Also in the parent, so no kill can race the child's setpgid. */
 	setpgid(r->pid, r->pid);
-	close(in_pipe[0]);
 	close(err_pipe[1]);
 	KILLPOINT("lda.started");
 	for (i = 0; i < n; i++)
 		free(argv[i]);
-	fcntl(r->in_fd, F_SETFL, fcntl(r->in_fd, F_GETFL) | O_NONBLOCK);
 	fcntl(r->err_fd, F_SETFL, fcntl(r->err_fd, F_GETFL) | O_NONBLOCK);
-	r->in_ev = event_new(base, r->in_fd, EV_WRITE | EV_PERSIST, in_cb, r);
 	r->err_ev = event_new(base, r->err_fd, EV_READ | EV_PERSIST, err_cb,
 	    r);
 	r->timer = evtimer_new(base, timeout_cb, r);
 	r->finish_ev = event_new(base, -1, 0, finish_cb, r);
-	event_add(r->in_ev, NULL);
 	event_add(r->err_ev, NULL);
 	tv.tv_sec = p->timeout > 0 ? p->timeout : 600;
 	tv.tv_usec = 0;
@@ -402,12 +413,11 @@ lda_start(struct event_base *base, const struct lda_params *p,
 fail:
 	for (i = 0; i < n; i++)
 		free(argv[i]);
-	for (i = 0; i < 2; i++) {
-		if (in_pipe[i] != -1)
-			close(in_pipe[i]);
+	if (msg_fd != -1)
+		close(msg_fd);
+	for (i = 0; i < 2; i++)
 		if (err_pipe[i] != -1)
 			close(err_pipe[i]);
-	}
 	return NULL;
 }
 
@@ -440,7 +450,6 @@ lda_reap(void)
 		if (waitpid(r->pid, &ws, WNOHANG) == r->pid) {
 			r->exited = 1;
 			r->wstatus = ws;
-			close_in(r);
 			if (r->err_fd != -1) {
 				/* Give stderr a moment to drain, then stop
 				 * waiting for children the agent left. */

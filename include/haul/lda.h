@@ -9,7 +9,8 @@
 /*
  * Delivery through a local delivery agent (dovecot-lda, procmail,
  * maildrop): execve of an argv built from the configured template, never
- * a shell; the message on stdin; the exit status decides.
+ * a shell; the message on stdin (a complete file, never a pipe that a
+ * dying hauld could cut); the exit status decides.
  */
 
 enum lda_outcome {
@@ -56,6 +57,11 @@ char		*lda_expand(const char *tmpl, const char *recipient,
  */
 struct lda_run	*lda_start(struct event_base *, const struct lda_params *,
 		    lda_done_fn done, void *arg);
+/*
+ * Directory for the unlinked file that holds the message for the agent's
+ * stdin (hauld: state_dir/spool; default /tmp).
+ */
+void		 lda_set_tmpdir(const char *dir);
 /* Kill the agent (SIGKILL) and forget it; done is not called. */
 void		 lda_cancel(struct lda_run **);
 /* Route a SIGCHLD: reap every exited child that belongs to an lda_run. */

@@ -232,7 +232,7 @@ class Lab:
         self.base = 1000
         self.lda_dir = os.path.join(workdir, "lda")
         self.spans = {}
-        self.strict_lda = False     # a cut LDA copy fails the scenario
+        self.strict_lda = True      # a cut LDA copy fails the scenario
 
     def start(self):
         os.chmod(self.workdir, 0o755)   # smtp-sink runs as nobody
@@ -721,10 +721,9 @@ exit 0
         if part and (sc.dmode == "lmtp" or
                      (sc.dmode == "lda" and self.strict_lda)):
             # smtp-sink dumps aborted transactions too; Dovecot's LMTP
-            # stores only complete messages.  An LDA that outlives a
-            # killed hauld takes EOF for the end of the message and
-            # delivers it cut: a known hauld issue, counted ("cut") and
-            # fatal only with strict_lda (docs/delivery-guarantees.md)
+            # stores only complete messages, and the LDA reads a whole
+            # message file, so a cut copy there is a failure
+            # (docs/delivery-guarantees.md; --lenient-lda only counts it)
             res.fail("%d delivered copies are not byte-exact (truncated "
                      "or altered)" % part)
         for box in self.boxes(sc.dmode):
