@@ -461,7 +461,12 @@ control_new(struct engine *e, const char *path, unsigned mode,
 	ctl = xcalloc(1, sizeof(*ctl));
 	ctl->eng = e;
 	ctl->path = xstrdup(path);
-	old = umask(0177);
+	/*
+	 * The mode comes from the umask at bind: a chmod or chown by path
+	 * afterwards would follow a symlink that whoever can write the
+	 * directory put there in the meantime.
+	 */
+	old = umask(0777 & ~(mode_t)mode);
 	ctl->listener = evconnlistener_new_bind(e->base, accept_cb, ctl,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
 	    (struct sockaddr *)&sun, sizeof(sun));
@@ -475,12 +480,10 @@ control_new(struct engine *e, const char *path, unsigned mode,
 	if (group != NULL) {
 		struct group *gr = getgrnam(group);
 
-		if (gr == NULL || chown(path, (uid_t)-1, gr->gr_gid) == -1)
+		if (gr == NULL || lchown(path, (uid_t)-1, gr->gr_gid) == -1)
 			log_warnx(NULL, "control socket %s: cannot set group "
 			    "%s", path, group);
 	}
-	if (chmod(path, (mode_t)mode) == -1)
-		log_warn(NULL, "chmod %s", path);
 	return ctl;
 }
 

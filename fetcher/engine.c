@@ -410,9 +410,41 @@ engine_account_new(struct engine *e, const struct config_account *cf)
 void
 engine_account_begin(struct account *a, uint64_t delay_ms)
 {
+	uint64_t	 now = clock_mono_ms();
+
+	/*
+	 * A backoff carried over from the account this one replaces still
+	 * holds: a changed setting must not re-poll an account that a
+	 * provider is about to lock for failed logins.
+	 */
+	if (a->failures > 0 && a->next_run_ms > now &&
+	    a->next_run_ms - now > delay_ms)
+		delay_ms = a->next_run_ms - now;
 	if (a->state == ACCT_WAITING && a->waits_for == NULL &&
 	    !a->eng->stopping)
 		account_schedule(a, delay_ms);
+}
+
+void
+engine_account_carry(struct account *to, const struct account *from)
+{
+	to->delivered = from->delivered;
+	to->refused = from->refused;
+	to->bytes = from->bytes;
+	to->sessions = from->sessions;
+	to->last_success = from->last_success;
+	to->last_attempt = from->last_attempt;
+	memcpy(to->errors, from->errors, sizeof(to->errors));
+	to->lat_delivery = from->lat_delivery;
+	to->lat_session = from->lat_session;
+	to->lat_push = from->lat_push;
+	to->paused = from->paused;
+	/* Backoff and alerts: engine_account_begin honours next_run_ms. */
+	to->failures = from->failures;
+	to->last_class = from->last_class;
+	memcpy(to->last_error, from->last_error, sizeof(to->last_error));
+	to->min_delay_s = from->min_delay_s;
+	to->next_run_ms = from->failures > 0 ? from->next_run_ms : 0;
 }
 
 void
@@ -472,6 +504,9 @@ retired(struct account *a)
 			break;
 		}
 	log_debug(a->cf->name, "old session ended");
+	/* What the old session did since the reload counts too. */
+	if (next != NULL)
+		engine_account_carry(next, a);
 	account_free(a);
 	if (next != NULL)
 		engine_account_begin(next, sched_first_delay_ms(

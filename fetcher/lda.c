@@ -182,9 +182,11 @@ finish_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 kill_agent(struct lda_run *r)
 {
+	/* Only while the leader is unreaped: its id cannot be reused. */
+	if (r->exited)
+		return;
 	kill(-r->pid, SIGKILL);
-	if (!r->exited)
-		kill(r->pid, SIGKILL);
+	kill(r->pid, SIGKILL);
 }
 
 static void
@@ -198,9 +200,11 @@ timeout_cb(evutil_socket_t fd, short ev, void *arg)
 	} else if (r->err_fd != -1) {
 		/*
 		 * The agent has exited (its status stands) but something it
-		 * left behind still holds stderr open: do not wait for it.
+		 * left behind still holds stderr open: stop waiting for it.
+		 * No kill: that child may still be writing the message the
+		 * agent reported delivered, and the group id may be reused
+		 * now that the agent is reaped.
 		 */
-		kill_agent(r);
 		event_free(r->err_ev);
 		r->err_ev = NULL;
 		close(r->err_fd);
@@ -358,10 +362,11 @@ lda_start(struct event_base *base, const struct lda_params *p,
 		setpgid(0, 0);
 #ifdef __linux__
 		/*
-		 * Die with hauld.  An agent that outlives a killed hauld reads
-		 * EOF where the message was cut and delivers the truncated
-		 * copy (found by the crash tests: a SIGKILL right after the
-		 * fork left an empty message in the mailbox).
+		 * Die with hauld: its restart delivers the message again, so
+		 * an agent finishing on its own would be a duplicate.  Only a
+		 * narrowing: the flag is cleared by a set-id exec and is not
+		 * inherited; what makes a cut copy impossible is the whole
+		 * message file on stdin.
 		 */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
 		    getppid() != parent)
@@ -432,8 +437,7 @@ lda_cancel(struct lda_run **rp)
 	if (!r->exited) {
 		kill_agent(r);
 		waitpid(r->pid, NULL, 0);
-	} else if (r->err_fd != -1)
-		kill(-r->pid, SIGKILL);
+	}
 	unlink_run(r);
 	free_run(r);
 }

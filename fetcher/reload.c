@@ -190,22 +190,6 @@ keep(struct config_account *oldslot, struct config_account *newslot)
 	newslot->line = tmp.line;
 }
 
-/* What a changed account carries over from the one it replaces. */
-static void
-carry(struct account *to, const struct account *from)
-{
-	to->delivered = from->delivered;
-	to->refused = from->refused;
-	to->bytes = from->bytes;
-	to->sessions = from->sessions;
-	to->last_success = from->last_success;
-	to->last_attempt = from->last_attempt;
-	memcpy(to->errors, from->errors, sizeof(to->errors));
-	to->lat_delivery = from->lat_delivery;
-	to->lat_session = from->lat_session;
-	to->paused = from->paused;
-}
-
 /*
  * A new account of a name whose old session is still ending (changed
  * now, or removed by an earlier reload) waits for it: one mailbox never
@@ -298,7 +282,7 @@ engine_reload(struct engine *e, struct buf *out)
 		case RELOAD_CHANGE:
 			a = e->accounts[o];
 			b = engine_account_new(e, &n->accounts[i]);
-			carry(b, a);
+			engine_account_carry(b, a);
 			log_info(a->cf->name, "reload: settings changed; "
 			    "restarting the account");
 			engine_account_retire(a, steal(&e->cf->accounts[o]));

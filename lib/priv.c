@@ -3,14 +3,17 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "haul/priv.h"
 #include "haul/str.h"
+#include "haul/xmalloc.h"
 
 enum priv_plan
 priv_plan(uid_t euid, int has_user, uid_t uid)
@@ -56,6 +59,13 @@ priv_setup(const char *user, const char *group, const char *what,
 		ids->has_group = 1;
 	}
 	ids->plan = priv_plan(euid, ids->has_user, ids->uid);
+	/* Group 0 owns much of /etc and /var: as good as root to keep. */
+	if (ids->plan == PRIV_DROP && ids->gid == 0) {
+		buf_addf(err, "%s%s%s: group 0 (root) is not an unprivileged "
+		    "group; set a group", what, ids->has_group ? " group " :
+		    " ", ids->has_group ? group : user);
+		return -1;
+	}
 	switch (ids->plan) {
 	case PRIV_REFUSE_ROOT:
 		if (ids->has_user)
@@ -129,6 +139,27 @@ priv_drop(const struct priv_ids *ids, struct buf *err)
 	if (initgroups(ids->user, ids->gid) == -1) {
 		buf_addf(err, "initgroups %s: %s", ids->user, strerror(errno));
 		return -1;
+	}
+	{
+		/* initgroups may have added group 0 from /etc/group. */
+		int	 i, n = getgroups(0, NULL), root = 0;
+		gid_t	*g;
+
+		if (n < 0 || n > NGROUPS_MAX) {
+			buf_addf(err, "getgroups: %s", strerror(errno));
+			return -1;
+		}
+		g = xcalloc((size_t)n + 1, sizeof(*g));
+		n = getgroups(n, g);
+		for (i = 0; i < n; i++)
+			if (g[i] == 0)
+				root = 1;
+		free(g);
+		if (n < 0 || root) {
+			buf_addf(err, "%s is a member of group 0 (root), or its "
+			    "groups cannot be read: refusing", ids->user);
+			return -1;
+		}
 	}
 	if (setresgid(ids->gid, ids->gid, ids->gid) == -1) {
 		buf_addf(err, "setresgid %u: %s", (unsigned)ids->gid,

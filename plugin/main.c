@@ -208,13 +208,14 @@ open_socket(const struct config_milter *mc, const struct priv_ids *ids)
 		sock_dev = st.st_dev;
 		sock_ino = st.st_ino;
 	}
-	if (chmod(path, (mode_t)mc->socket_mode) == -1) {
-		log_warn(NULL, "chmod %s", path);
-		return -1;
-	}
-	/* The socket's group is the configured one, else the user's. */
+	/*
+	 * The mode came from the umask at bind.  The socket's group is the
+	 * configured one, else the user's; lchown, because a chown by path
+	 * would follow a symlink swapped in by whoever can write the
+	 * directory (the milter user may).
+	 */
 	if ((ids->has_user || ids->has_group) &&
-	    chown(path, ids->has_user ? ids->uid : (uid_t)-1,
+	    lchown(path, ids->has_user ? ids->uid : (uid_t)-1,
 	    ids->gid) == -1) {
 		log_warn(NULL, "chown %s", path);
 		return -1;

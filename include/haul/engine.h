@@ -146,6 +146,9 @@ int		 engine_store_ok(const struct engine *);
 struct account	*engine_account_new(struct engine *,
 		    const struct config_account *cf);
 void		 engine_account_begin(struct account *, uint64_t delay_ms);
+/* Counters, histograms, pause and backoff state of from, onto to. */
+void		 engine_account_carry(struct account *to,
+		    const struct account *from);
 int		 engine_account_retire(struct account *,
 		    struct config_account *cf_own);
 void		 engine_account_repoint(struct account *,

@@ -409,3 +409,44 @@ def test_reload_200_accounts_idle_sessions_survive(env):
                 dm.close()
     finally:
         d.close()
+
+
+@timeout(30)
+def test_changed_account_keeps_its_auth_backoff(env):
+    """A changed setting restarts the account but not its backoff: an
+    account whose login failed is not re-polled early (provider lockout),
+    and its failure count and alert stay."""
+    with FakePOP3(sample_messages(1), users={"u": "p"}, tls="implicit",
+                  certfile=env.pki.cert, keyfile=env.pki.key) as srv, \
+            SmtpSink(os.path.join(env.tmpdir, "sink-bo")) as sink:
+        h = Hauld(env.need("hauld"), os.path.join(env.tmpdir, "bo"))
+        h.global_opts["control_socket"] = os.path.join(h.dir, "ctl.sock")
+        h.smtp(sink.port)
+        h.account("bad", host="localhost", port=srv.port, tls="implicit",
+                  ca_file=env.pki.ca_cert, user="u", keep=True,
+                  poll_interval=3600, password="wrong",
+                  deliver_to=["bad@x.test"])
+        dm = Daemon(h, debug=False)
+        try:
+            assert dm.ctl("fetch", "bad").returncode == 0
+            st = dm.wait(lambda s: s["bad"]["failures"] >= 1 and
+                         s["bad"]["state"] != "fetching", "auth failure")
+            before = st["bad"]
+            assert before["last_error_class"] == "auth", before
+            backoff = before["next_poll_in"]
+            assert backoff > 30, before
+            passes = srv.commands().count("PASS")
+
+            h.update("bad", poll_interval=10)   # would poll within 11 s
+            h.write()
+            r = _reload(dm)
+            assert r.returncode == 0, r.stderr
+            assert "1 changed" in r.stdout, r.stdout
+            st = dm.status()["bad"]
+            assert st["failures"] == before["failures"], st
+            assert st["last_error_class"] == "auth", st
+            assert st["next_poll_in"] >= backoff - 5, (st, backoff)
+            time.sleep(1.5)
+            assert srv.commands().count("PASS") == passes
+        finally:
+            dm.close()
