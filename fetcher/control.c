@@ -19,6 +19,7 @@
 #include "haul/control.h"
 #include "haul/deliver.h"
 #include "haul/engine.h"
+#include "haul/listener.h"
 #include "haul/log.h"
 #include "haul/reload.h"
 #include "haul/metrics.h"
@@ -32,6 +33,7 @@
 struct control {
 	struct engine		*eng;
 	struct evconnlistener	*listener;
+	struct listener_guard	*guard;
 	char			*path;
 };
 
@@ -406,6 +408,14 @@ client_read(struct bufferevent *bev, void *arg)
 }
 
 static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct control	*ctl = arg;
+
+	listener_guard_pause(ctl->guard);
+}
+
+static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
@@ -477,6 +487,9 @@ control_new(struct engine *e, const char *path, unsigned mode,
 		free(ctl);
 		return NULL;
 	}
+	ctl->guard = listener_guard_new(e->base, ctl->listener,
+	    "control socket");
+	evconnlistener_set_error_cb(ctl->listener, accept_error_cb);
 	if (group != NULL) {
 		struct group *gr = getgrnam(group);
 
@@ -495,6 +508,7 @@ control_free(struct control **cp)
 	if (ctl == NULL)
 		return;
 	*cp = NULL;
+	listener_guard_free(&ctl->guard);
 	evconnlistener_free(ctl->listener);
 	unlink(ctl->path);
 	free(ctl->path);

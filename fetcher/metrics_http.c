@@ -14,6 +14,7 @@
 
 #include "haul/control.h"
 #include "haul/engine.h"
+#include "haul/listener.h"
 #include "haul/log.h"
 #include "haul/metrics_http.h"
 #include "haul/xmalloc.h"
@@ -28,6 +29,7 @@ struct mclient {
 struct metrics_http {
 	struct engine		*eng;
 	struct evconnlistener	*listener;
+	struct listener_guard	*guard;
 	unsigned		 clients;
 	TAILQ_HEAD(, mclient)	 list;
 };
@@ -227,6 +229,14 @@ client_read(struct bufferevent *bev, void *arg)
 }
 
 static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct metrics_http	*mh = arg;
+
+	listener_guard_pause(mh->guard);
+}
+
+static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
@@ -315,6 +325,8 @@ metrics_http_new(struct engine *e, const char *spec)
 		free(mh);
 		return NULL;
 	}
+	mh->guard = listener_guard_new(e->base, mh->listener, "metrics_listen");
+	evconnlistener_set_error_cb(mh->listener, accept_error_cb);
 	log_info(NULL, "metrics on http://%s/metrics", spec);
 	return mh;
 }
@@ -329,6 +341,7 @@ metrics_http_free(struct metrics_http **mp)
 	*mp = NULL;
 	while (!TAILQ_EMPTY(&mh->list))
 		client_free(TAILQ_FIRST(&mh->list));
+	listener_guard_free(&mh->guard);
 	evconnlistener_free(mh->listener);
 	free(mh);
 }
