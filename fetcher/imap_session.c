@@ -92,6 +92,7 @@ struct folder {
 	int		 conn_dead;
 	int		 ended;
 	int		 reselect;	/* SELECT again after this IDLE */
+	int		 more;		/* EXISTS during a round: another */
 	unsigned	 fetched;
 	enum err_class	 err;
 	char		 why[300];
@@ -686,6 +687,13 @@ cb_exists(void *arg, uint32_t n)
 			f->pushed_ms = clock_mono_ms();
 		imap_idle_done(f->p);
 		flush(f);
+	} else if (f->phase == FP_FETCHING) {
+		/*
+		 * Mail that arrives while a round runs may be past what its
+		 * UID FETCH asked for: run another round before idling, or
+		 * it would wait for the next IDLE refresh (up to 29 min).
+		 */
+		f->more = 1;
 	}
 }
 
@@ -990,6 +998,11 @@ folder_continue(struct folder *f)
 	}
 	if (f->cf->idle && f->nnames == 1 && f->pattern == NULL &&
 	    !f->eng->oneshot && (imap_caps(f->p) & IMAP_CAP_IDLE)) {
+		if (f->more) {
+			f->more = 0;
+			start_round(f);
+			return;
+		}
 		go_idle(f);
 		return;
 	}

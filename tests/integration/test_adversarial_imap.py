@@ -361,6 +361,43 @@ def test_m32_exists_flood_during_idle(env):
 
 
 @timeout(40)
+def test_m32_exists_during_a_fetch_round(env):
+    """M32: mail that arrives while a round fetches bodies ("* 4 EXISTS"
+    before the FETCH's tagged OK, past the UIDs the round listed) is
+    fetched by another round before hauld idles, not at the next IDLE
+    refresh (minutes later)."""
+    import fakeimap
+    orig = fakeimap._Session.cmd_FETCH
+    added = []
+    late = sample_message(4000, 500)
+
+    def cmd_FETCH(sess, point, tag, args, uid_mode=False):
+        items = sess._fetch_items(args[1]) if len(args) == 2 else []
+        if not added and any(i.upper().startswith("BODY") for i in items):
+            added.append(c.srv.add_message("INBOX", late))
+        return orig(sess, point, tag, args, uid_mode)
+
+    with _daemon(env) as c:
+        fakeimap._Session.cmd_FETCH = cmd_FETCH
+        d = Daemon(c.h)
+        try:
+            assert d.ctl("fetch", "fake").returncode == 0
+            assert c.srv.wait_for(lambda: len(c.sink.dumps()) == 4, 8), \
+                (len(c.sink.dumps()), added, d.tail())
+            assert added, "the hook did not fire"
+            assert c.srv.wait_idling(1, "INBOX", 10), "IDLE not entered"
+            assert c.srv.connections == 1, c.srv.connections
+            assert d.stop() == 0, d.tail()
+            r = d.run()
+            c.runs.append(r)
+            check_invariants(c, r, (0,))
+            assert sorted(c.got()) == sorted(c.ids() + message_ids([late]))
+        finally:
+            fakeimap._Session.cmd_FETCH = orig
+            d.close()
+
+
+@timeout(40)
 def test_m32_exists_going_down_without_expunge(env):
     """M32: while hauld idles the server claims "* 1 EXISTS" (3 before, no
     EXPUNGE): a protocol error; hauld reconnects (resync), delivers a
