@@ -190,7 +190,21 @@ dlv_job_clear(struct dlv_job *j)
 		j->rcpt = NULL;
 	}
 	j->nrcpt = 0;
+	for (i = 0; i < j->nrcpt_final; i++)
+		free(j->rcpt_final[i]);
+	free(j->rcpt_final);
+	j->rcpt_final = NULL;
+	j->nrcpt_final = 0;
 	buf_free(&j->prefix);
+}
+
+/* A recipient's outcome is final (its string moves to rcpt_final). */
+static void
+rcpt_final(struct dlv_job *j, char *addr)
+{
+	j->rcpt_final = xreallocarray(j->rcpt_final, j->nrcpt_final + 1,
+	    sizeof(*j->rcpt_final));
+	j->rcpt_final[j->nrcpt_final++] = addr;
 }
 
 /* The message as the MTA sees it: the prepended headers, then the spool. */
@@ -324,9 +338,11 @@ smtp_result_cb(void *arg, const struct smtp_result *r)
 	case SMTP_PARTIAL:
 		/*
 		 * Some recipients have it.  Recipients that got 4xx are
-		 * retried on this job (only they); 5xx ones are final.  If
-		 * any 4xx remains, the message stays TEMPFAIL and a later
-		 * session re-delivers to all (documented duplicate risk).
+		 * retried on this job (only they); 2xx and 5xx ones are
+		 * final.  If any 4xx remains, the message stays TEMPFAIL
+		 * and the final ones are handed back (rcpt_final) for the
+		 * owner to record, so a later session sends only to the
+		 * rest.
 		 */
 		for (i = 0; i < r->nrcpt; i++)
 			if (r->rcpt[i].code >= 400 && r->rcpt[i].code < 500)
@@ -346,7 +362,7 @@ smtp_result_cb(void *arg, const struct smtp_result *r)
 				    r->rcpt[i].code < 500)
 					nr[k++] = j->rcpt[i];
 				else
-					free(j->rcpt[i]);
+					rcpt_final(j, j->rcpt[i]);
 			}
 			free(j->rcpt);
 			j->rcpt = nr;
@@ -359,6 +375,11 @@ smtp_result_cb(void *arg, const struct smtp_result *r)
 			link_idle(l);
 			return;
 		}
+		/* The recipients whose fate is known and final. */
+		for (i = 0; i < r->nrcpt; i++)
+			if (!r->rcpt[i].unknown && (r->rcpt[i].code < 400 ||
+			    r->rcpt[i].code >= 500))
+				rcpt_final(j, xstrdup(j->rcpt[i]));
 		o = DLV_TEMPFAIL;
 		break;
 	case SMTP_TEMPFAIL:
@@ -582,19 +603,32 @@ lda_done_cb(void *arg, const struct lda_result *r)
 	struct dlv_job	*j = arg;
 
 	j->lda = NULL;
+	/*
+	 * One run per recipient: a refusal is final for that recipient
+	 * only (as a 5xx to one RCPT); a temporary failure stops the job,
+	 * handing back the recipients done so far (rcpt_final).
+	 */
 	switch (r->outcome) {
 	case LDA_DELIVERED:
+		j->lda_delivered++;
+		/* FALLTHROUGH */
+	case LDA_REFUSED:
+		if (r->outcome == LDA_REFUSED && j->nrcpt > 1)
+			log_warnx(j->account, "uid %s: the delivery agent "
+			    "refused it for %s: %s", j->uid,
+			    j->rcpt[j->lda_next - 1], r->why);
+		rcpt_final(j, xstrdup(j->rcpt[j->lda_next - 1]));
 		if (j->lda_next < j->nrcpt) {
 			lda_next(j);
 			return;
 		}
-		finish_job(j, DLV_ACCEPTED, 0, 0, NULL, r->why);
+		if (j->lda_delivered > 0)
+			finish_job(j, DLV_ACCEPTED, 0, 0, NULL, r->why);
+		else
+			finish_job(j, DLV_REFUSED, 0, 0, NULL, r->why);
 		break;
 	case LDA_TEMPFAIL:
 		finish_job(j, DLV_TEMPFAIL, 0, 0, NULL, r->why);
-		break;
-	case LDA_REFUSED:
-		finish_job(j, DLV_REFUSED, 0, 0, NULL, r->why);
 		break;
 	}
 }
@@ -677,6 +711,7 @@ dlv_submit(struct delivery *d, struct dlv_job *j)
 	j->lda_next = 0;
 	j->finished = 0;
 	j->rcpt_retries = 0;
+	j->lda_delivered = 0;
 	j->lda_active = 0;
 	j->requeued = 0;
 	memset(&j->result, 0, sizeof(j->result));

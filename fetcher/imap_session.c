@@ -352,6 +352,9 @@ dlv_done(struct dlv_job *j, const struct dlv_result *r)
 	case DLV_TEMPFAIL:
 		m->state = FM_DONE;
 		note_fail(f, m->uid);
+		if (inject_record_done(j, f->eng->store, f->mbox,
+		    m->uidstr) == 0 && j->nrcpt_final > 0)
+			engine_want_commit(f->eng);
 		log_warnx(aname(f), "delivery of folder %s uid %s failed "
 		    "temporarily%s; it stays on the server: %s", fname(f),
 		    m->uidstr, r->unknown ? " (outcome unknown: a duplicate "
@@ -383,7 +386,8 @@ submit(struct folder *f, struct fmsg *m)
 		return -1;
 	m->job.done = dlv_done;
 	m->job.arg = m;
-	if (store_injecting(f->eng->store, f->mbox, m->uidstr,
+	if (inject_skip_done(&m->job, f->eng->store, f->mbox, m->uidstr) == -1 ||
+	    store_injecting(f->eng->store, f->mbox, m->uidstr,
 	    strlen(m->uidstr), NULL) == -1)
 		return -1;
 	m->state = FM_DELIVERING;

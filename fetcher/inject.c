@@ -1,5 +1,6 @@
 /* ISC licence; see LICENSE. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "haul/clock.h"
@@ -9,6 +10,7 @@
 #include "haul/log.h"
 #include "haul/message.h"
 #include "haul/smtp.h"
+#include "haul/store.h"
 #include "haul/str.h"
 #include "haul/token.h"
 #include "haul/xmalloc.h"
@@ -134,4 +136,49 @@ fail:
 	buf_free(&tok);
 	dlv_job_clear(j);
 	return -1;
+}
+
+int
+inject_skip_done(struct dlv_job *j, struct store *st, int64_t mbox,
+    const char *uid)
+{
+	struct store_msg	 rec;
+	size_t			 i, k, left = 0;
+	int			 rv;
+
+	if ((rv = store_get(st, mbox, uid, strlen(uid), &rec)) == -1)
+		return -1;
+	if (rv != STORE_FOUND || rec.rcpt_done[0] == '\0')
+		return 0;
+	for (i = 0; i < j->nrcpt; i++)
+		if (!store_rcpt_is_done(&rec, j->rcpt[i]))
+			left++;
+	if (left == 0 || left == j->nrcpt)
+		return 0;
+	for (i = k = 0; i < j->nrcpt; i++) {
+		if (store_rcpt_is_done(&rec, j->rcpt[i])) {
+			log_info(j->account, "uid %s: %s already has it; not "
+			    "sent again", uid, j->rcpt[i]);
+			free(j->rcpt[i]);
+		} else
+			j->rcpt[k++] = j->rcpt[i];
+	}
+	j->rcpt[k] = NULL;
+	j->nrcpt = k;
+	return 0;
+}
+
+int
+inject_record_done(const struct dlv_job *j, struct store *st, int64_t mbox,
+    const char *uid)
+{
+	if (j->nrcpt_final == 0)
+		return 0;
+	if (store_rcpt_done(st, mbox, uid, strlen(uid), j->rcpt_final,
+	    j->nrcpt_final) == -1) {
+		log_warnx(j->account, "uid %s: cannot record which recipients "
+		    "have it; a retry sends it to all of them again", uid);
+		return -1;
+	}
+	return 0;
 }

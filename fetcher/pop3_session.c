@@ -273,6 +273,9 @@ dlv_done(struct dlv_job *j, const struct dlv_result *r)
 		break;
 	case DLV_TEMPFAIL:
 		m->state = PM_DONE;
+		if (inject_record_done(j, st, s->mbox, m->uid) == 0 &&
+		    j->nrcpt_final > 0)
+			engine_want_commit(s->eng);
 		log_warnx(acct_name(s), "delivery of uid %s failed "
 		    "temporarily%s; it stays on the server: %s", m->uid,
 		    r->unknown ? " (outcome unknown: a duplicate is "
@@ -300,7 +303,8 @@ submit(struct pop3_session *s, struct pop3_msg *m)
 		return -1;
 	m->job.done = dlv_done;
 	m->job.arg = m;
-	if (store_injecting(s->eng->store, s->mbox, m->uid, strlen(m->uid),
+	if (inject_skip_done(&m->job, s->eng->store, s->mbox, m->uid) == -1 ||
+	    store_injecting(s->eng->store, s->mbox, m->uid, strlen(m->uid),
 	    NULL) == -1)
 		return -1;
 	m->state = PM_DELIVERING;

@@ -657,6 +657,54 @@ store_removed(struct store *st, int64_t mbox, const void *uid, size_t uidlen)
 }
 
 int
+store_rcpt_is_done(const struct store_msg *rec, const char *addr)
+{
+	const char	*p = rec->rcpt_done, *nl;
+	size_t		 n = strlen(addr);
+
+	while (*p != '\0') {
+		nl = strchr(p, '\n');
+		if ((size_t)((nl != NULL ? nl : p + strlen(p)) - p) == n &&
+		    strncmp(p, addr, n) == 0)
+			return 1;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int
+store_rcpt_done(struct store *st, int64_t mbox, const void *uid,
+    size_t uidlen, char *const *rcpt, size_t nrcpt)
+{
+	struct store_msg	 rec;
+	size_t			 i, len;
+
+	if (store_load_existing(st, mbox, uid, uidlen, STORE_INJECTING,
+	    "rcpt_done", &rec) == -1)
+		return -1;
+	if (rec.state != STORE_INJECTING)
+		return -1;
+	for (i = 0; i < nrcpt; i++) {
+		if (rcpt[i][0] == '\0' || strchr(rcpt[i], '\n') != NULL)
+			return -1;
+		if (store_rcpt_is_done(&rec, rcpt[i]))
+			continue;
+		len = strlen(rec.rcpt_done);
+		if (len + (len > 0) + strlen(rcpt[i]) > STORE_RCPT_DONE_MAX)
+			return -1;
+		if (len > 0)
+			rec.rcpt_done[len++] = '\n';
+		memcpy(rec.rcpt_done + len, rcpt[i], strlen(rcpt[i]) + 1);
+	}
+	rec.updated = clock_wall();
+	if (store_write(st, mbox, &rec, "rcpt_done") == 0)
+		return -1;
+	return 0;
+}
+
+int
 store_refused(struct store *st, int64_t mbox, const void *uid, size_t uidlen,
     const char *reply)
 {
@@ -887,6 +935,8 @@ static const char *const sq_migrations[] = {
 	"  PRIMARY KEY (mailbox, uid)) WITHOUT ROWID;"
 	"CREATE INDEX msg_message_id ON msg (message_id)"
 	"  WHERE message_id IS NOT NULL;",
+	/* 1 -> 2: recipients done for a partly delivered message. */
+	"ALTER TABLE msg ADD COLUMN rcpt_done TEXT;",
 };
 #define SQ_SCHEMA_VERSION \
 	((int)(sizeof(sq_migrations) / sizeof(sq_migrations[0])))
@@ -909,7 +959,7 @@ enum sq_stmt {
 
 #define SQ_MSG_COLS \
 	"uid, state, attempts, size, first_seen, last_seen, updated, " \
-	"message_id, date, queue_id, reply"
+	"message_id, date, queue_id, reply, rcpt_done"
 
 static const char *const sq_sql[SQ_NSTMT] = {
 	[SQ_BEGIN] = "BEGIN IMMEDIATE",
@@ -928,13 +978,14 @@ static const char *const sq_sql[SQ_NSTMT] = {
 	[SQ_GET] = "SELECT " SQ_MSG_COLS " FROM msg"
 	    " WHERE mailbox = ?1 AND uid = ?2",
 	[SQ_PUT] = "INSERT INTO msg (mailbox, " SQ_MSG_COLS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
 	    " ON CONFLICT (mailbox, uid) DO UPDATE SET"
 	    " state = excluded.state, attempts = excluded.attempts,"
 	    " size = excluded.size, first_seen = excluded.first_seen,"
 	    " last_seen = excluded.last_seen, updated = excluded.updated,"
 	    " message_id = excluded.message_id, date = excluded.date,"
-	    " queue_id = excluded.queue_id, reply = excluded.reply",
+	    " queue_id = excluded.queue_id, reply = excluded.reply,"
+	    " rcpt_done = excluded.rcpt_done",
 	[SQ_TOUCH] = "UPDATE msg SET last_seen = ?3"
 	    " WHERE mailbox = ?1 AND uid = ?2",
 	[SQ_LIST] = "SELECT " SQ_MSG_COLS " FROM msg WHERE mailbox = ?1"
@@ -1077,6 +1128,7 @@ sq_row(struct sq *sq, sqlite3_stmt *s, struct store_msg *rec)
 	sq_col_text(s, 8, rec->date, sizeof(rec->date));
 	sq_col_text(s, 9, rec->queue_id, sizeof(rec->queue_id));
 	sq_col_text(s, 10, rec->reply, sizeof(rec->reply));
+	sq_col_text(s, 11, rec->rcpt_done, sizeof(rec->rcpt_done));
 	return 0;
 }
 
@@ -1604,6 +1656,7 @@ sq_put(void *be, int64_t mbox, const struct store_msg *rec)
 	sq_bind_text(s, 10, rec->date);
 	sq_bind_text(s, 11, rec->queue_id);
 	sq_bind_text(s, 12, rec->reply);
+	sq_bind_text(s, 13, rec->rcpt_done);
 	return sq_run(sq, s, "record write");
 }
 

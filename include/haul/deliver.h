@@ -48,6 +48,15 @@ struct dlv_job {
 	char		*from;		/* "" = <> (owned by the job) */
 	char	       **rcpt;		/* owned, NULL-terminated */
 	size_t		 nrcpt;
+	/*
+	 * Recipients whose outcome is final (2xx or 5xx) while others got
+	 * 4xx: filled by delivery when a job ends DLV_TEMPFAIL with some
+	 * recipients done, so the owner records them (store_rcpt_done) and
+	 * a later attempt goes only to the rest.  Owned; freed by clear.
+	 */
+	char	       **rcpt_final;
+	size_t		 nrcpt_final;
+	unsigned	 lda_delivered;	/* LDA: recipients that took it */
 	struct buf	 prefix;	/* headers to prepend (owned) */
 	struct spool	*spool;		/* the message (borrowed) */
 	int		 eightbit;

@@ -38,6 +38,7 @@
 #define STORE_HDR_MAX		998	/* Message-ID, Date: one RFC 5322 line */
 #define STORE_QUEUEID_MAX	128
 #define STORE_REPLY_MAX		512	/* one SMTP reply line */
+#define STORE_RCPT_DONE_MAX	2048	/* recipients done, '\n'-separated */
 /*
  * last_seen is only rewritten when it is this many seconds old, so a
  * mailbox of 10^6 UIDs polled every minute does not rewrite 10^6 rows a
@@ -80,6 +81,12 @@ struct store_msg {
 	char		 date[STORE_HDR_MAX + 1];
 	char		 queue_id[STORE_QUEUEID_MAX + 1];
 	char		 reply[STORE_REPLY_MAX + 1];
+	/*
+	 * A message some recipients have for good (2xx or 5xx) while others
+	 * answered 4xx: those recipients, so a later attempt goes only to
+	 * the rest (LMTP/SMTP per-recipient replies, one LDA run each).
+	 */
+	char		 rcpt_done[STORE_RCPT_DONE_MAX + 1];
 };
 
 struct store;
@@ -176,6 +183,15 @@ int		 store_removed(struct store *, int64_t mbox, const void *uid,
 		    size_t uidlen);
 /* The MTA refused uid with a 5xx (reply text, may be NULL).  From SEEN,
  * INJECTING or REFUSED.  Returns 0 or -1. */
+/*
+ * Add recipients to the record's rcpt_done set (state injecting).  0, or
+ * -1 (no record, the set would not fit, a recipient holds a newline).
+ */
+int		 store_rcpt_done(struct store *, int64_t mbox,
+		    const void *uid, size_t uidlen, char *const *rcpt,
+		    size_t nrcpt);
+/* Whether addr is in a record's rcpt_done set. */
+int		 store_rcpt_is_done(const struct store_msg *, const char *addr);
 int		 store_refused(struct store *, int64_t mbox, const void *uid,
 		    size_t uidlen, const char *reply);
 /* uid exceeds max_message_size.  From SEEN, INJECTING or TOO_BIG.

@@ -288,6 +288,62 @@ Test(store, reopen_keeps_schema_and_data)
 	store_close(&st);
 }
 
+/* Partly delivered: the recipients that have it survive a reopen. */
+Test(store, rcpt_done_set_survives_reopen)
+{
+	struct store		*st = open_ok();
+	struct store_msg	 m;
+	char			*a[] = { "a@x.test", "b@x.test" };
+	char			*b[] = { "b@x.test", "c@x.test" };
+	char			*bad[] = { "evil@x.test\nd@x.test" };
+	int64_t			 mb = mbox_ok(st, ACCT, "INBOX", 1);
+
+	cr_assert_eq(store_seen(st, mb, U("7"), 10, T0), 0);
+	cr_assert_eq(store_rcpt_done(st, mb, U("7"), a, 2), -1,
+	    "only an injecting record has recipients done");
+	cr_assert_eq(store_injecting(st, mb, U("7"), NULL), 0);
+	cr_assert_eq(store_rcpt_done(st, mb, U("7"), a, 2), 0);
+	cr_assert_eq(store_rcpt_done(st, mb, U("7"), b, 2), 0);
+	cr_assert_eq(store_rcpt_done(st, mb, U("7"), bad, 1), -1);
+	cr_assert_eq(store_commit(st), 0);
+	store_close(&st);
+	st = open_ok();
+	cr_assert_eq(store_get(st, mb, U("7"), &m), STORE_FOUND);
+	cr_assert_str_eq(m.rcpt_done, "a@x.test\nb@x.test\nc@x.test");
+	cr_assert(store_rcpt_is_done(&m, "a@x.test"));
+	cr_assert(store_rcpt_is_done(&m, "c@x.test"));
+	cr_assert(!store_rcpt_is_done(&m, "x.test"));
+	cr_assert(!store_rcpt_is_done(&m, "a@x.tes"));
+	cr_assert(!store_rcpt_is_done(&m, "d@x.test"));
+	/* a retry keeps the set; acceptance keeps it too (harmless) */
+	cr_assert_eq(store_injecting(st, mb, U("7"), NULL), 0);
+	cr_assert_eq(store_get(st, mb, U("7"), &m), STORE_FOUND);
+	cr_assert(store_rcpt_is_done(&m, "b@x.test"));
+	store_close(&st);
+}
+
+/* A store of schema 1 (before rcpt_done) is migrated on open. */
+Test(store, schema_1_migrated)
+{
+	struct store		*st = open_ok();
+	struct store_msg	 m;
+	char			*a[] = { "a@x.test" };
+	int64_t			 mb = mbox_ok(st, ACCT, "INBOX", 1);
+
+	cr_assert_eq(store_seen(st, mb, U("1"), 10, T0), 0);
+	cr_assert_eq(store_commit(st), 0);
+	store_close(&st);
+	raw_sql("ALTER TABLE msg DROP COLUMN rcpt_done; "
+	    "PRAGMA user_version = 1");
+	st = open_ok();
+	cr_assert_eq(store_get(st, mb, U("1"), &m), STORE_FOUND);
+	cr_assert_str_eq(m.rcpt_done, "");
+	cr_assert_eq(store_injecting(st, mb, U("1"), NULL), 0);
+	cr_assert_eq(store_rcpt_done(st, mb, U("1"), a, 1), 0);
+	cr_assert_eq(store_commit(st), 0);
+	store_close(&st);
+}
+
 /* ---- UIDs are opaque bounded byte strings ------------------------------ */
 
 Test(store, uid_length_limits)

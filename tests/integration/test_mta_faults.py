@@ -239,9 +239,9 @@ def test_d2_mail_550(env):
 def test_d3_lmtp_250_452_550(env):
     """D3: LMTP end of data 250 / 452 / 550 for three recipients, and 452
     again for every retry of b in that run: the message stays on the
-    server; every retry in that run names only the 452 recipient; once b
-    is accepted (next run) every recipient is final and the message is
-    deleted, and never offered again."""
+    server; every retry in that run names only the 452 recipient; the next
+    run (a new hauld) sends it to b only; once b has it every recipient is
+    final and the message is deleted, and never offered again."""
     rc = ["a@local.test", "b@local.test", "c@local.test"]
     with Case(env, n=1, mode="lmtp", rcpts=rc,
               replies={"DOT": ["250 2.0.0 a ok", "452 4.2.2 b over quota",
@@ -259,12 +259,10 @@ def test_d3_lmtp_250_452_550(env):
         c.run()
         assert len(good.transactions) == 1, good.transactions
         rcpts = [x.decode() for x in good.transactions[0].rcpts]
-        # Finding (docs/security.md, D3): a new hauld run offers the
-        # message to every recipient again (the per-recipient outcome of
-        # the earlier run is not kept), so a gets a duplicate and c is
-        # tried again.  What must hold in any case: b gets it now.
-        assert "RCPT TO:<b@local.test>" in rcpts, rcpts
-        env.log("D3 next run recipients: %s" % rcpts)
+        # The first run recorded a (250) and c (550) as final in the UID
+        # store: the next run offers it to b alone (no duplicate for a,
+        # no second try for c).
+        assert rcpts == ["RCPT TO:<b@local.test>"], rcpts
         assert c.srv.remaining() == [], "all final but not deleted"
         c.run(rcs=(0,))
         assert len(good.transactions) == 1
@@ -468,6 +466,74 @@ def _lda_case(env, body, kind, lda_timeout=None, n=2, size=700):
         else:
             assert got == [] and len(c.srv.remaining()) == n
         return r1
+
+
+def _lda_outs(out):
+    """{recipient: [Message-ID, ...]} of what the LDA stored in out."""
+    got = {}
+    for rc in sorted(os.listdir(out)):
+        for name in os.listdir(os.path.join(out, rc)):
+            with open(os.path.join(out, rc, name), "rb") as f:
+                got.setdefault(rc, []).append(header(f.read(), "Message-ID"))
+    return got
+
+
+def test_d3_lda_two_recipients_one_tempfails(env):
+    """D3 with the LDA (one run per recipient): a takes it, b answers 75.
+    The message stays on the server; the next run runs the LDA for b
+    only (a is recorded as done), then the message is deleted."""
+    rc = ["a@local.test", "b@local.test"]
+    with Case(env, n=1, rcpts=rc) as c:
+        out = os.path.join(env.tmpdir, "d3-lda")
+        for r in rc:
+            os.makedirs(os.path.join(out, r))
+        os.chmod(out, 0o777)
+        for r in rc:
+            os.chmod(os.path.join(out, r), 0o777)
+        flaky = lda_script(os.path.join(env.tmpdir, "d3-flaky"),
+                           '[ "$1" = b@local.test ] && { cat >/dev/null; '
+                           'exit 75; }\ncat > "$(mktemp %s/$1/m.XXXXXX)" '
+                           '|| exit 75' % out)
+        c.h.lda([flaky, "%u"])
+        r1 = c.h.run()
+        c.runs.append(r1)
+        r1.check(c.h, rcs=(1,))
+        assert len(c.srv.remaining()) == 1 and c.srv.dele_count() == 0
+        assert _lda_outs(out) == {"a@local.test": c.ids()}
+        good = lda_script(os.path.join(env.tmpdir, "d3-good"),
+                          'cat > "$(mktemp %s/$1/m.XXXXXX)" || exit 75'
+                          % out)
+        c.h.lda([good, "%u"])
+        r2 = c.h.run()
+        c.runs.append(r2)
+        r2.check(c.h, rcs=(0,))
+        # a does not get a second copy; b gets its first
+        assert _lda_outs(out) == {"a@local.test": c.ids(),
+                                  "b@local.test": c.ids()}
+        assert c.srv.remaining() == []
+
+
+def test_d11_lda_refuses_one_of_two_recipients(env):
+    """D11 with two recipients: the LDA refuses a (67) and takes b: the
+    refusal is final for a only; b has it, so the message counts as
+    delivered (and is deleted), with a warning naming a."""
+    rc = ["a@local.test", "b@local.test"]
+    with Case(env, n=1, rcpts=rc) as c:
+        out = os.path.join(env.tmpdir, "d11-two")
+        os.makedirs(os.path.join(out, "b@local.test"))
+        os.chmod(out, 0o777)
+        os.chmod(os.path.join(out, "b@local.test"), 0o777)
+        lda = lda_script(os.path.join(env.tmpdir, "d11-two-lda"),
+                         '[ "$1" = a@local.test ] && { cat >/dev/null; '
+                         'echo "no such user" >&2; exit 67; }\n'
+                         'cat > "$(mktemp %s/$1/m.XXXXXX)" || exit 75' % out)
+        c.h.lda([lda, "%u"])
+        r = c.h.run()
+        c.runs.append(r)
+        r.check(c.h, rcs=(0,))
+        assert _lda_outs(out) == {"b@local.test": c.ids()}
+        assert c.srv.remaining() == []
+        assert r.grep(r"refused it for a@local\.test"), r.tail()
 
 
 def test_d11_lda_exit_77_refused(env):
