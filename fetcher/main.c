@@ -1,4 +1,8 @@
 /* ISC licence; see LICENSE. */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -43,25 +47,48 @@ load_config(const char *path)
 	return cf;
 }
 
-/* Written as root: never through a symbolic link someone left there. */
+/*
+ * Written as root: never through a symbolic link, a FIFO or a hard link
+ * someone left there, and locked for our lifetime so that a second hauld
+ * neither overwrites nor (on its way out) removes a running one's file.
+ * The descriptor stays open (close-on-exec) to hold the lock.
+ */
 static int
 write_pid_file(const char *path)
 {
-	FILE	*f;
-	int	 fd;
+	struct stat	 st;
+	char		 line[32];
+	int		 fd, n;
 
 	if (path == NULL)
 		return 0;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0644)) == -1 || (f = fdopen(fd, "w")) == NULL) {
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC, 0644)) == -1) {
 		log_warn(NULL, "pid file %s", path);
-		if (fd != -1)
-			close(fd);
 		return -1;
 	}
-	fprintf(f, "%ld\n", (long)getpid());
-	fclose(f);
-	return 0;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_warnx(NULL, "pid file %s: not a plain file of its own",
+		    path);
+		close(fd);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			log_warnx(NULL, "pid file %s is locked: another hauld "
+			    "is running", path);
+		else
+			log_warn(NULL, "pid file %s: lock", path);
+		close(fd);
+		return -2;
+	}
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 || write(fd, line, (size_t)n) != n) {
+		log_warn(NULL, "pid file %s", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* Daemonise unless asked not to, then run the engine until stopped. */
@@ -70,7 +97,7 @@ run(struct config *cf, int foreground, int debug, int once)
 {
 	struct engine	*e;
 	char		*pid_file = NULL;
-	int		 rc;
+	int		 rc, pid_fd;
 
 	if (log_init("hauld", foreground, cf->global.log_facility) == -1) {
 		fprintf(stderr, "hauld: unknown log facility %s\n",
@@ -108,7 +135,7 @@ run(struct config *cf, int foreground, int debug, int once)
 	/* Before engine_new(): /run is root's, and we will not be. */
 	if (cf->global.pid_file != NULL)
 		pid_file = strdup(cf->global.pid_file);
-	if (write_pid_file(pid_file) == -1) {
+	if ((pid_fd = write_pid_file(pid_file)) < 0) {
 		free(pid_file);
 		config_free(&cf);
 		return 1;
@@ -121,6 +148,7 @@ run(struct config *cf, int foreground, int debug, int once)
 	}
 	rc = engine_run(e);
 	engine_free(&e);
+	/* Removing needs a writable directory; the lock ends with us. */
 	if (pid_file != NULL)
 		unlink(pid_file);
 	free(pid_file);

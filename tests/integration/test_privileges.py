@@ -95,6 +95,14 @@ def test_hauld_drops_to_user_fetches_and_answers(env):
             assert 0 not in groups, groups
             with open(h.global_opts["pid_file"]) as f:
                 assert int(f.read()) == d.proc.pid
+            # A second hauld finds the pid file locked: it stops, and
+            # leaves the running one's file alone.
+            r2 = subprocess.run([h.binary, "-f", "-c", h.conf],
+                                capture_output=True, text=True, timeout=20)
+            assert r2.returncode == 1, (r2.returncode, r2.stderr)
+            assert "another hauld is running" in r2.stderr, r2.stderr
+            with open(h.global_opts["pid_file"]) as f:
+                assert int(f.read()) == d.proc.pid
             # the control socket was made as root, before the drop
             st = os.stat(h.global_opts["control_socket"])
             assert st.st_uid == 0 and st.st_mode & 0o777 == 0o660, st
