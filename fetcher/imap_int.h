@@ -69,8 +69,6 @@ struct cmd {
 	int		 got;		/* BODY: delivered or failed already */
 	struct item	*items;		/* SEEN, EXPUNGE, MOVE: what to report */
 	uint32_t	 nitems;
-	uint32_t	 partner;	/* DELETED: the tag of its EXPUNGE */
-	int		 failed;	/* EXPUNGE: its STORE failed */
 	struct buf	 rest;		/* held back until "+" (literals) */
 	size_t		 splits[SPLITS_MAX];	/* pauses within rest */
 	unsigned	 nsplits;

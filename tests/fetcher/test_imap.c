@@ -658,21 +658,22 @@ Test(imap_flow, delete_per_message_interleaves_with_fetches)
 	    GREET LOGGED SEL3 LIST3
 	    "* 1 FETCH (UID 101 BODY[] {3}\r\nabc)\r\nh4 OK\r\n"
 	    "* 2 FETCH (UID 102 BODY[] {3}\r\ndef)\r\nh5 OK\r\n"
-	    "h7 OK\r\n* 1 EXPUNGE\r\nh8 OK\r\n"
+	    "h7 OK\r\n* 1 EXPUNGE\r\nh9 OK\r\n"
 	    "* 2 FETCH (UID 103 BODY[] {3}\r\nghi)\r\nh6 OK\r\n"
-	    "h9 OK\r\n* 1 EXPUNGE\r\nh10 OK\r\n"
-	    "h11 OK\r\n* 1 EXPUNGE\r\nh12 OK\r\n"
+	    "h8 OK\r\n* 1 EXPUNGE\r\nh11 OK\r\n"
+	    "h10 OK\r\n* 1 EXPUNGE\r\nh12 OK\r\n"
 	    "* BYE\r\nh13 OK\r\n") };
 	struct policy	 pol = { .mailbox = "INBOX", .lo = 101,
 	    .delete_on_end = 1 };
 	struct imap_params prm = params();
+	/* Each UID EXPUNGE waits for its STORE's OK (RFC 3501 5.5). */
 	struct expect	 ex = {
 		.out = LOGIN_OUT SEL_OUT LIST_OUT BODIES_OUT
 		    "h7 UID STORE 101 +FLAGS.SILENT (\\Deleted)\r\n"
-		    "h8 UID EXPUNGE 101\r\n"
-		    "h9 UID STORE 102 +FLAGS.SILENT (\\Deleted)\r\n"
-		    "h10 UID EXPUNGE 102\r\n"
-		    "h11 UID STORE 103 +FLAGS.SILENT (\\Deleted)\r\n"
+		    "h8 UID STORE 102 +FLAGS.SILENT (\\Deleted)\r\n"
+		    "h9 UID EXPUNGE 101\r\n"
+		    "h10 UID STORE 103 +FLAGS.SILENT (\\Deleted)\r\n"
+		    "h11 UID EXPUNGE 102\r\n"
 		    "h12 UID EXPUNGE 103\r\n"
 		    "h13 LOGOUT\r\n",
 		.ev = SEL3_EV WANT3_EV
@@ -1858,20 +1859,20 @@ Test(imap_actions, seen_and_failed_delete_at_every_split)
 	    "* 1 FETCH (UID 101 BODY[] {1}\r\na)\r\nh4 OK\r\n"
 	    "* 2 FETCH (UID 102 BODY[] {1}\r\nb)\r\nh5 OK\r\n"
 	    "h6 NO [CANNOT] no\r\nh7 OK\r\n"
-	    "h8 OK\r\nh9 OK\r\n"
-	    "* BYE\r\nh10 OK\r\n") };
+	    "h8 OK\r\n"
+	    "* BYE\r\nh9 OK\r\n") };
 	struct policy	 pol = { .mailbox = "INBOX", .lo = 101,
 	    .delete_on_end = 1 };
 	struct imap_params prm = params();
+	/* The expunge waits for its STORE's OK (RFC 3501 5.5). */
 	struct expect	 ex = {
 		.out = LOGIN_OUT SEL_OUT LIST_OUT
 		    "h4 UID FETCH 101 BODY.PEEK[]\r\n"
 		    "h5 UID FETCH 102 BODY.PEEK[]\r\n"
 		    "h6 UID STORE 101 +FLAGS.SILENT (\\Deleted)\r\n"
-		    "h7 UID EXPUNGE 101\r\n"
-		    "h8 UID STORE 102 +FLAGS.SILENT (\\Deleted)\r\n"
-		    "h9 UID EXPUNGE 102\r\n"
-		    "h10 LOGOUT\r\n",
+		    "h7 UID STORE 102 +FLAGS.SILENT (\\Deleted)\r\n"
+		    "h8 UID EXPUNGE 102\r\n"
+		    "h9 LOGOUT\r\n",
 		.ev = SEL3_EV "want 101 1\nwant 102 1\n"
 		    "begin 101 1\nend 101 a\nbegin 102 1\nend 102 b\n"
 		    "op fetch ok\n"
