@@ -152,7 +152,8 @@ class Hauld(Client):
         return os.access(self.bench.hauld, os.X_OK)
 
     def config(self, job):
-        pw = write(os.path.join(job.dir, "alice.pass"), job.password + "\n")
+        pw = write(os.path.join(job.dir, "%s.pass" % job.user),
+                   job.password + "\n")
         key = getattr(job, "key_file", None) or write(
             os.path.join(job.dir, "haul.key"),
             base64.b64encode(os.urandom(32)).decode() + "\n")

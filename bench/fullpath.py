@@ -26,7 +26,6 @@ import base64
 import hashlib
 import hmac
 import os
-import shutil
 import socket
 import struct
 import subprocess

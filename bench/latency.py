@@ -20,7 +20,6 @@ import os
 import queue
 import re
 import socket
-import ssl
 import subprocess
 import threading
 import time

@@ -84,6 +84,8 @@ def progress_line(wl, r, runs):
                              r["mbps"], r["cpu"],
                              _f(r["rss_kb"] and r["rss_kb"] / 1024, "%.1f"),
                              " (capped)" if r["capped"] else "")
+        if r.get("warn"):
+            state += "  CHECK: " + r["warn"]
     return "  [%s run %d/%d] %-9s %s" % (wl.name, r["run"], runs,
                                         r["client"], state)
 
@@ -106,6 +108,7 @@ def summarise(res):
                   if r["run"] in limit and limit[r["run"]]["rate"] > 0]
         s = {"client": name, "runs": len(mine), "good": len(good),
              "errors": [r["error"] for r in mine if r["error"]],
+             "warns": [r["warn"] for r in mine if r.get("warn")],
              "capped": sum(1 for r in good if r["capped"])}
         for k in ("rate", "mbps", "wall", "cpu", "rss_kb", "dovecot_cpu",
                   "sink_cpu", "delivered"):
@@ -143,6 +146,8 @@ def throughput_table(b, res):
         runs = "%d/%d" % (s["good"], s["runs"])
         if s["capped"]:
             runs += ", %d capped at %.0f s" % (s["capped"], b.cap)
+        if s["warns"]:
+            runs += ", %d failed a check (below)" % len(s["warns"])
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | "
                      "%s | %s |" % (
                          s["client"], c.delivery,
@@ -160,6 +165,8 @@ def throughput_table(b, res):
     for s in summarise(res):
         for e in sorted(set(s["errors"])):
             errs.append("- %s: %s" % (s["client"], e))
+        for w in sorted(set(s["warns"])):
+            errs.append("- %s: CHECK FAILED: %s" % (s["client"], w))
     for r in res["rows"]:
         if r.get("log_tail"):
             last = [x for x in r["log_tail"].splitlines() if x.strip()]
@@ -177,7 +184,7 @@ def big_table(b, res):
     for s in summarise(res):
         state = "ok" if not s["errors"] else "; ".join(s["errors"])
         if s["capped"]:
-            state = "capped at %.0f s" % b.cap
+            state = "stopped after 60 s (RSS up to then)"
         lines.append("| %s | %s | %s | %s | %s |" % (
             s["client"], _f(s["rss_kb"] and s["rss_kb"] / 1024, "%.1f"),
             _f(s["wall"], "%.1f"), _f(s["cpu"], "%.2f"), state))
@@ -190,7 +197,8 @@ def failed_checks(b):
         if res.get("kind") == "failed":
             bad.append(name)
         for r in res.get("rows", []):
-            if r.get("error") and r["client"] in ("limit", "hauld"):
+            if (r.get("error") or r.get("warn")) and \
+                    r["client"] in ("limit", "hauld"):
                 bad.append(name)
         if res.get("errors"):
             bad.append(name)
@@ -249,6 +257,8 @@ def summary(b, selected):
                 cell += " (%s)" % fmt_pct(s_["ratio"])
             if s_["capped"]:
                 cell += "*"
+            if s_["warns"]:
+                cell += " !"
             cells.append(cell)
         h = by.get("hauld")
         rss = h["rss_kb"] / 1024 if h and h["rss_kb"] else None
@@ -257,7 +267,9 @@ def summary(b, selected):
     L.append("")
     L.append("msg/s (%% of the limit in the same run), medians of %d "
              "run(s); * stopped after %.0f s (rate over what reached the "
-             "sink by then)." % (b.runs, b.cap))
+             "sink by then); ! every message was delivered but a check on "
+             "the server failed (see the workload's section)." % (b.runs,
+                                                                 b.cap))
     return "\n".join(L)
 
 
