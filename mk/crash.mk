@@ -7,7 +7,7 @@
 # Needs root (private Dovecot); the binaries are the test build (kill
 # points and fault injection exist only there).
 #
-#   make test-crash                        everything (~1100 scenarios)
+#   make test-crash                        everything (~1040 scenarios)
 #   make test-crash CRASH_ARGS="--only point --protos pop3 --nths 1"
 
 CRASH_ARGS ?=

@@ -42,9 +42,9 @@ def main(argv=None):
     ap.add_argument("--nths", default="1,mid",
                     help="hits to kill at: numbers, or mid (a later hit: "
                     "half the hits of a clean run, at least the 2nd)")
-    ap.add_argument("--aimed", type=int, default=150,
+    ap.add_argument("--aimed", type=int, default=250,
                     help="kills at a random hit of any point")
-    ap.add_argument("--random", type=int, default=120,
+    ap.add_argument("--random", type=int, default=150,
                     help="random-time scenarios (3 kills each)")
     ap.add_argument("--faults", type=int, default=4,
                     help="injection positions per fault type and mode")
